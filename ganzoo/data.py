@@ -1,0 +1,194 @@
+"""Datasets as `tf.data` pipelines of float32 samples (images in [-1, 1]).
+
+`load(name, ...)` understands:
+
+- `digits`: scikit-learn's bundled 8x8 handwritten digits (1,797 images), offline;
+- `ring`: 8 Gaussians (std 0.01) on the unit circle at angles 2*pi*k/8;
+- `grid`: 25 Gaussians (std 0.05) at {-4, -2, 0, 2, 4}^2;
+- a folder of images (sub-folders are classes when `with_labels=True`);
+- any TensorFlow Datasets name (`mnist`, `cifar10`, `celeb_a`, ...).
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+OFFLINE_DATASETS = ("digits", "ring", "grid")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+# The 2D mixtures of the GAN literature (Metz et al. 2017, Gulrajani et al. 2017).
+MIXTURES = {
+    "ring": {
+        "centers": np.stack(
+            [np.cos(2 * np.pi * np.arange(8) / 8), np.sin(2 * np.pi * np.arange(8) / 8)], axis=1
+        ),
+        "std": 0.01,
+    },
+    "grid": {
+        "centers": np.array([(x, y) for x in (-4, -2, 0, 2, 4) for y in (-4, -2, 0, 2, 4)], float),
+        "std": 0.05,
+    },
+}
+
+
+def load(
+    name,
+    image_size=None,
+    batch_size=64,
+    channels=None,
+    with_labels=False,
+    split="train",
+    shuffle=True,
+    seed=None,
+    num_examples=None,
+    data_dir=None,
+    drop_remainder=True,
+):
+    """A batched, shuffled, prefetched `tf.data.Dataset`.
+
+    Args:
+        name: an offline dataset (`digits`, `ring`, `grid`), a folder of
+            images, or a TensorFlow Datasets name.
+        image_size: side of the square images; `None` keeps the native size
+            (8 for digits). Ignored for vectors.
+        batch_size: global batch size.
+        channels: 1 or 3 to convert images; `None` keeps the native channels.
+        with_labels: yield `(samples, labels)` instead of samples.
+        split: TFDS split (`train`, `test`, `train[:10%]`, ...).
+        seed: shuffling (and mixture sampling) seed.
+        num_examples: size of a generated mixture (default 25,600) or a cap
+            on the others.
+        data_dir: TFDS data folder (default: TFDS's, `~/tensorflow_datasets`).
+        drop_remainder: drop the last partial batch, so every step sees
+            `batch_size` samples (keeps replicas evenly split).
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1, 3 or None, got {channels!r}.")
+    if name in MIXTURES:
+        if with_labels:
+            raise ValueError(f"{name!r} has no labels; use with_labels=False.")
+        ds = tf.data.Dataset.from_tensor_slices(mixture_samples(name, num_examples or 25600, seed))
+        return _finish(ds, batch_size, shuffle, seed, drop_remainder, cache=False)
+    if name == "digits":
+        images, labels = _digits()
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    elif Path(os.fspath(name)).is_dir():
+        ds = _folder(Path(name), with_labels)
+    else:
+        ds = _tfds(name, split, data_dir)
+    if num_examples:
+        ds = ds.take(num_examples)
+    ds = ds.map(
+        lambda image, label: (_prepare_image(image, image_size, channels), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if not with_labels:
+        ds = ds.map(lambda image, label: image)
+    return _finish(ds, batch_size, shuffle, seed, drop_remainder, cache=True)
+
+
+def mixture_samples(name, n, seed=None):
+    """`n` points of the `ring` or `grid` mixture as float32 `[n, 2]`."""
+    mixture = MIXTURES[name]
+    rng = np.random.default_rng(seed)
+    centers = mixture["centers"][rng.integers(len(mixture["centers"]), size=n)]
+    return (centers + mixture["std"] * rng.standard_normal((n, 2))).astype("float32")
+
+
+def _finish(ds, batch_size, shuffle, seed, drop_remainder, cache):
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # Pixel values are 0..16: scale to [0, 1]; `_prepare_image` maps to [-1, 1].
+    images = (digits.images[..., None] / 16.0).astype("float32")
+    return images, digits.target.astype("int32")
+
+
+def _prepare_image(image, image_size, channels):
+    """Resize and convert one image to float32 in [-1, 1]."""
+    if image.dtype == tf.uint8:
+        image = tf.cast(image, tf.float32) / 255.0
+    image = tf.cast(image, tf.float32)
+    if channels == 1 and image.shape[-1] == 3:
+        image = tf.image.rgb_to_grayscale(image)
+    elif channels == 3 and image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    if image_size is not None:
+        image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
+    return tf.clip_by_value(image * 2.0 - 1.0, -1.0, 1.0)
+
+
+def _folder(path, with_labels):
+    files = [p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise ValueError(
+            f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {path}."
+        )
+    import keras
+
+    # Keras' loader reads, decodes and labels by sub-folder; batch and resize
+    # ourselves so that image_size=None keeps the native size.
+    ds = keras.utils.image_dataset_from_directory(
+        os.fspath(path),
+        labels="inferred" if with_labels else None,
+        batch_size=None,
+        shuffle=False,
+        image_size=_first_image_size(files[0]),
+        verbose=False,
+    )
+    if not with_labels:
+        ds = ds.map(lambda image: (image, tf.constant(0, tf.int32)))
+    return ds.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, tf.cast(label, tf.int32)))
+
+
+def _first_image_size(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.height, image.width
+
+
+def _tfds(name, split, data_dir):
+    import tensorflow_datasets as tfds
+
+    try:
+        ds = tfds.load(name, split=split, data_dir=data_dir, download=False)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            f"Unknown dataset {name!r}: it is not an offline dataset "
+            f"({', '.join(OFFLINE_DATASETS)}), not an existing folder of images, "
+            "and not a TensorFlow Datasets name."
+        ) from None
+    except AssertionError:
+        # Not on disk yet: try to download and prepare it; fail fast offline.
+        try:
+            ds = tfds.load(name, split=split, data_dir=data_dir, download=True)
+        except Exception as error:  # noqa: BLE001 - any download failure means the same to the user
+            raise RuntimeError(
+                f"The TFDS dataset {name!r} is not on disk "
+                f"(data_dir={data_dir or '~/tensorflow_datasets'}) and could not be "
+                f"downloaded ({type(error).__name__}: {str(error)[:200]}). "
+                f"Prepare it where there is network (`tfds build {name}`) and copy the "
+                f"data folder here, or use an offline dataset: "
+                f"{', '.join(OFFLINE_DATASETS)}, or a folder of images."
+            ) from None
+    element = ds.element_spec
+    if not isinstance(element, dict) or "image" not in element:
+        raise ValueError(f"TFDS dataset {name!r} has no 'image' feature to train on.")
+    has_label = "label" in element
+    return ds.map(
+        lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32) if has_label else tf.constant(0, tf.int32))
+    )

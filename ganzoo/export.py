@@ -1,0 +1,80 @@
+"""SavedModel export with named serving signatures for TF Serving."""
+
+import json
+import os
+from pathlib import Path
+
+import keras
+
+
+def export_model(model, filepath, overwrite=False, verbose=False):
+    """Write `model` as a SavedModel at `filepath`.
+
+    The signatures come from `model.serving_endpoints()` (for every entry at
+    least `serving_default`, returning a dict with `images`); only the weights
+    of `model.exported_networks()` are written. TF Serving expects the layout
+    `<base>/<model_name>/<version>/`, e.g. `saved_models/dcgan/1`.
+
+    An existing non-empty `filepath` is an error unless `overwrite=True`.
+    """
+    path = Path(filepath)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if not overwrite:
+            raise FileExistsError(
+                f"{path} already exists. Choose another path (the next version "
+                f"number, e.g. {path.parent / _next_version(path.parent)}) or pass "
+                "overwrite=True (--force on the command line) to replace it."
+            )
+    archive = keras.export.ExportArchive()
+    for network in model.exported_networks():
+        archive.track(network)
+    for name, (function, input_signature) in model.serving_endpoints().items():
+        archive.add_endpoint(name=name, fn=function, input_signature=input_signature)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    archive.write_out(os.fspath(path), verbose=verbose)
+    # A small description next to the graph so tools need not parse it.
+    (path / "assets").mkdir(exist_ok=True)
+    (path / "assets" / "ganzoo.json").write_text(
+        json.dumps(
+            {
+                "model": model.name,
+                "class": type(model).__name__,
+                "latent_dim": model.latent_dim,
+                "data_shape": list(model.data_shape),
+                "signatures": sorted(model.serving_endpoints()),
+            },
+            indent=2,
+        )
+    )
+    return path
+
+
+def _next_version(base):
+    versions = [int(p.name) for p in Path(base).glob("*") if p.name.isdigit()]
+    return str(max(versions, default=0) + 1)
+
+
+def load_serving(path):
+    """Load a SavedModel written by `export_model`; returns `(loaded, info)`.
+
+    `info` has `latent_dim` and `data_shape`, read from the signature itself so
+    that any SavedModel with a `z` input works.
+    """
+    import tensorflow as tf
+
+    path = Path(path)
+    if not (path / "saved_model.pb").exists():
+        raise FileNotFoundError(
+            f"{path} is not a SavedModel (no saved_model.pb). Give the version "
+            "folder, e.g. saved_models/dcgan/1, or a run folder."
+        )
+    loaded = tf.saved_model.load(os.fspath(path))
+    serve = loaded.signatures["serving_default"]
+    inputs = serve.structured_input_signature[1]
+    info = {}
+    meta = path / "assets" / "ganzoo.json"
+    if meta.exists():
+        info.update(json.loads(meta.read_text()))
+    if "z" in inputs:
+        info["latent_dim"] = int(inputs["z"].shape[-1])
+    return loaded, info

@@ -1,0 +1,89 @@
+"""GAN losses as pure functions of discriminator outputs (logits).
+
+Each family has a `<name>_generator_loss(fake_logits)` and a
+`<name>_discriminator_loss(real_logits, fake_logits)`, named as in TF-GAN.
+All return the mean over the batch; `ganzoo.GAN` divides by the number of
+replicas so that gradients summed across replicas equal the global-batch
+gradient.
+"""
+
+from keras import ops
+
+
+def _mean(x):
+    return ops.mean(ops.cast(x, "float32"))
+
+
+# Goodfellow et al. 2014, eq. 1: D maximises log D(x) + log(1 - D(G(z))).
+# With D = sigmoid(logit): -log D = softplus(-logit), -log(1 - D) = softplus(logit).
+def minimax_discriminator_loss(real_logits, fake_logits):
+    """-E[log D(x)] - E[log(1 - D(G(z)))]."""
+    return _mean(ops.softplus(-real_logits)) + _mean(ops.softplus(fake_logits))
+
+
+def minimax_generator_loss(fake_logits):
+    """E[log(1 - D(G(z)))]: the saturating loss of the paper's minimax game."""
+    return -_mean(ops.softplus(fake_logits))
+
+
+# The discriminator side of the non-saturating game is the minimax one.
+non_saturating_discriminator_loss = minimax_discriminator_loss
+
+
+def non_saturating_generator_loss(fake_logits):
+    """-E[log D(G(z))]: the paper's practical fix for early saturation."""
+    return _mean(ops.softplus(-fake_logits))
+
+
+# Mao et al. 2017 (LSGAN), with targets a=0 (fake), b=1 (real), c=1.
+def least_squares_discriminator_loss(real_logits, fake_logits):
+    """0.5 E[(D(x) - 1)^2] + 0.5 E[D(G(z))^2]."""
+    return 0.5 * _mean(ops.square(real_logits - 1.0)) + 0.5 * _mean(
+        ops.square(fake_logits)
+    )
+
+
+def least_squares_generator_loss(fake_logits):
+    """0.5 E[(D(G(z)) - 1)^2]."""
+    return 0.5 * _mean(ops.square(fake_logits - 1.0))
+
+
+# Lim & Ye 2017; Miyato et al. 2018.
+def hinge_discriminator_loss(real_logits, fake_logits):
+    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
+    return _mean(ops.relu(1.0 - real_logits)) + _mean(ops.relu(1.0 + fake_logits))
+
+
+def hinge_generator_loss(fake_logits):
+    """-E[D(G(z))]."""
+    return -_mean(fake_logits)
+
+
+# Arjovsky et al. 2017: the critic estimates the Wasserstein-1 distance.
+def wasserstein_discriminator_loss(real_logits, fake_logits):
+    """E[D(G(z))] - E[D(x)]: minimising it maximises the critic's estimate."""
+    return _mean(fake_logits) - _mean(real_logits)
+
+
+def wasserstein_generator_loss(fake_logits):
+    """-E[D(G(z))]."""
+    return -_mean(fake_logits)
+
+
+LOSSES = {
+    "minimax": (minimax_generator_loss, minimax_discriminator_loss),
+    "non_saturating": (non_saturating_generator_loss, non_saturating_discriminator_loss),
+    "least_squares": (least_squares_generator_loss, least_squares_discriminator_loss),
+    "hinge": (hinge_generator_loss, hinge_discriminator_loss),
+    "wasserstein": (wasserstein_generator_loss, wasserstein_discriminator_loss),
+}
+
+
+def get(name):
+    """Return `(generator_loss, discriminator_loss)` for a loss name."""
+    try:
+        return LOSSES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown GAN loss {name!r}. Choose one of: {', '.join(sorted(LOSSES))}."
+        ) from None

@@ -1,0 +1,301 @@
+"""`GAN`: the base class of every entry, one `train_step` with small hooks."""
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from ganzoo import export as export_lib
+from ganzoo import losses as losses_lib
+from ganzoo import networks
+
+
+class GAN(keras.Model):
+    """A generator and a discriminator trained against each other by `fit`.
+
+    Each `train_step` makes `d_steps` discriminator updates (the k of
+    Goodfellow et al. 2014, Algorithm 1), each on fresh noise and the step's
+    real batch, then one generator update. Subclasses override the smallest
+    hook that does the job:
+
+    - `unpack_batch(data)`: the real samples inside what the dataset yields.
+    - `discriminator_loss(real, fake, real_logits, fake_logits)`: add
+      penalties here (e.g. a gradient penalty).
+    - `generator_loss(fake_logits)`.
+    - `after_discriminator_update()`: e.g. weight clipping.
+    - `serving_endpoints()` / `exported_networks()`: what `export` writes.
+
+    Args:
+        data_shape: shape of one sample, `(H, W, C)` for images or `(D,)`
+            for vectors.
+        latent_dim: size of the noise vector z ~ N(0, I).
+        network: name of a registered generator/discriminator pair
+            (`ganzoo.networks.list_networks()`); `None` takes the class's
+            `default_network`.
+        network_args: keyword arguments of that network builder.
+        d_steps: discriminator updates per generator update.
+        seed: seed of the training noise stream (`keras.random.SeedGenerator`).
+    """
+
+    default_network = "mlp"
+
+    def __init__(
+        self,
+        data_shape,
+        latent_dim=100,
+        network=None,
+        network_args=None,
+        d_steps=1,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        data_shape = _as_shape(data_shape)
+        if not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}.")
+        if not isinstance(d_steps, (int, np.integer)) or d_steps < 1:
+            raise ValueError(f"d_steps must be a positive integer, got {d_steps!r}.")
+        self.data_shape = data_shape
+        self.latent_dim = int(latent_dim)
+        self.network = network or self.default_network
+        self._network_args = dict(network_args or {})
+        self.d_steps = int(d_steps)
+        self.seed = seed
+        self.generator, self.discriminator = networks.build(
+            self.network, self.latent_dim, self.data_shape, **self._network_args
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        # The sub-networks are built from keras.Input; marking the model built
+        # stops `fit` from calling `call` on a data batch to build it.
+        self.built = True
+
+    # ----------------------------------------------------------- compile
+    def compile(self, g_optimizer="adam", d_optimizer="adam", loss="non_saturating", **kwargs):
+        """Set the two optimizers and the adversarial loss.
+
+        Args:
+            g_optimizer, d_optimizer: optimizer instances or names; they must
+                be distinct objects since each holds its own slots.
+            loss: a name in `ganzoo.losses.LOSSES`.
+            **kwargs: `keras.Model.compile` options such as `jit_compile`,
+                `run_eagerly` or `steps_per_execution`.
+        """
+        for unsupported in ("optimizer", "metrics", "loss_weights"):
+            if unsupported in kwargs:
+                raise TypeError(
+                    f"GAN.compile takes g_optimizer and d_optimizer, not {unsupported!r}."
+                )
+        # optimizer=None: the default would build an unused RMSprop over all weights.
+        super().compile(optimizer=None, **kwargs)
+        self.g_optimizer = keras.optimizers.get(g_optimizer)
+        self.d_optimizer = keras.optimizers.get(d_optimizer)
+        if self.g_optimizer is self.d_optimizer:
+            raise ValueError(
+                "g_optimizer and d_optimizer must be two optimizer objects; "
+                "one object would mix the slots of both networks."
+            )
+        self._generator_loss_fn, self._discriminator_loss_fn = losses_lib.get(loss)
+        self.gan_loss = loss
+        # Build the slots now, inside the caller's strategy scope: under
+        # MirroredStrategy an optimizer first built inside the step fails, and
+        # `.keras` loading needs the slots to exist to restore them.
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def get_compile_config(self):
+        return {
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "loss": self.gan_loss,
+        }
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        self.compile(
+            g_optimizer=keras.optimizers.deserialize(config.pop("g_optimizer")),
+            d_optimizer=keras.optimizers.deserialize(config.pop("d_optimizer")),
+            **config,
+        )
+
+    # ------------------------------------------------------------- hooks
+    def unpack_batch(self, data):
+        """Real samples from a dataset element: `x`, `(x,)`, `(x, y)` or `{"image": x}`."""
+        if isinstance(data, dict):
+            for key in ("image", "images", "x"):
+                if key in data:
+                    return data[key]
+            raise ValueError(f"Cannot find the images in a batch with keys {sorted(data)}.")
+        if isinstance(data, (tuple, list)):
+            return data[0]
+        return data
+
+    def discriminator_loss(self, real, fake, real_logits, fake_logits):
+        return self._discriminator_loss_fn(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits):
+        return self._generator_loss_fn(fake_logits)
+
+    def after_discriminator_update(self):
+        """Called after each discriminator update (e.g. to clip weights)."""
+
+    def sample_noise(self, batch_size):
+        """This replica's share of the noise for a global batch.
+
+        The seed state is mirrored, so every replica draws the same
+        global-batch noise and keeps its own rows: one replica and N replicas
+        see the same noise for the same global batch.
+        """
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context else 1
+        replica = context.replica_id_in_sync_group if context else 0
+        z = keras.random.normal(
+            (batch_size * replicas, self.latent_dim), seed=self.seed_generator
+        )
+        return z[replica * batch_size : (replica + 1) * batch_size]
+
+    # ------------------------------------------------------------- steps
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    @staticmethod
+    def replica_scaled(loss):
+        """Each replica's loss is a mean over its share of the batch and the
+        optimizer sums gradients over replicas: dividing by the number of
+        replicas makes the sum the global-batch mean. Call inside the tape."""
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+    @staticmethod
+    def _apply(optimizer, tape, scaled_loss, variables):
+        gradients = tape.gradient(scaled_loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
+
+    def discriminator_step(self, real):
+        batch_size = tf.shape(real)[0]
+        fake = self.generator(self.sample_noise(batch_size), training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            loss = self.discriminator_loss(real, fake, real_logits, fake_logits)
+            scaled_loss = self.replica_scaled(loss)
+        self._apply(self.d_optimizer, tape, scaled_loss, self.discriminator.trainable_variables)
+        self.after_discriminator_update()
+        return loss, real_logits, fake_logits
+
+    def generator_step(self, batch_size):
+        z = self.sample_noise(batch_size)
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            loss = self.generator_loss(fake_logits)
+            scaled_loss = self.replica_scaled(loss)
+        self._apply(self.g_optimizer, tape, scaled_loss, self.generator.trainable_variables)
+        return loss
+
+    def train_step(self, data):
+        real = self.unpack_batch(data)
+        for _ in range(self.d_steps):
+            d_loss, real_logits, fake_logits = self.discriminator_step(real)
+        g_loss = self.generator_step(tf.shape(real)[0])
+        return self._track(d_loss, g_loss, real_logits, fake_logits)
+
+    def test_step(self, data):
+        real = self.unpack_batch(data)
+        fake = self.generator(self.sample_noise(tf.shape(real)[0]), training=False)
+        real_logits = self.discriminator(real, training=False)
+        fake_logits = self.discriminator(fake, training=False)
+        d_loss = self.discriminator_loss(real, fake, real_logits, fake_logits)
+        return self._track(d_loss, self.generator_loss(fake_logits), real_logits, fake_logits)
+
+    def _track(self, d_loss, g_loss, real_logits, fake_logits):
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(real_logits)
+        self.d_fake_tracker.update_state(fake_logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    # -------------------------------------------------------- generation
+    def call(self, z, training=None):
+        """Generate samples from latent vectors `z` of shape `[batch, latent_dim]`."""
+        return self.generator(z, training=training)
+
+    def sample_latent(self, n, seed=None):
+        """`n` latent vectors from N(0, I); the same seed gives the same vectors."""
+        return np.random.default_rng(seed).standard_normal((int(n), self.latent_dim)).astype("float32")
+
+    def generate(self, n, seed=None, batch_size=256):
+        """`n` samples as a NumPy array `[n, *data_shape]` (images in [-1, 1]).
+
+        The same `seed` gives the same samples; `seed=None` draws fresh noise.
+        """
+        if int(n) < 1:
+            raise ValueError(f"n must be at least 1, got {n!r}.")
+        return self.generate_from(self.sample_latent(n, seed), batch_size=batch_size)
+
+    def generate_from(self, z, batch_size=256):
+        """Samples for given latent vectors, in inference mode, as NumPy."""
+        z = np.asarray(z, dtype="float32")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape [n, {self.latent_dim}], got {list(z.shape)}.")
+        out = [
+            keras.ops.convert_to_numpy(self.generator(z[i : i + batch_size], training=False))
+            for i in range(0, len(z), batch_size)
+        ]
+        return np.concatenate(out)
+
+    # ------------------------------------------------------------ export
+    def serving_endpoints(self):
+        """`{signature_name: (function, input_signature)}` for `export`."""
+
+        def serve(z):
+            return {"images": self.generator(z, training=False)}
+
+        spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")
+        return {"serving_default": (serve, [spec])}
+
+    def exported_networks(self):
+        """The networks whose weights the SavedModel carries."""
+        return [self.generator]
+
+    def export(self, filepath, overwrite=False, verbose=False, **kwargs):
+        """Write a SavedModel for TF Serving; see `ganzoo.export.export_model`."""
+        if kwargs:
+            raise TypeError(
+                f"GAN.export takes (filepath, overwrite=False); got {sorted(kwargs)}. "
+                "The signatures come from `serving_endpoints()`."
+            )
+        return export_lib.export_model(self, filepath, overwrite=overwrite, verbose=verbose)
+
+    # ------------------------------------------------------------ config
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "data_shape": list(self.data_shape),
+            "latent_dim": self.latent_dim,
+            "network": self.network,
+            "network_args": dict(self._network_args),
+            "d_steps": self.d_steps,
+            "seed": self.seed,
+        }
+
+    @property
+    def network_args(self):
+        return dict(self._network_args)
+
+
+def _as_shape(data_shape):
+    try:
+        shape = tuple(int(d) for d in data_shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"data_shape must be a sequence of positive integers such as "
+            f"(32, 32, 1) or (2,), got {data_shape!r}."
+        ) from None
+    if not shape or any(d < 1 for d in shape) or len(shape) not in (1, 3):
+        raise ValueError(
+            f"data_shape must be (H, W, C) for images or (D,) for vectors, got {data_shape!r}."
+        )
+    return shape

@@ -1,0 +1,100 @@
+"""DCGAN: Radford, Metz & Chintala 2015, "Unsupervised Representation Learning
+with Deep Convolutional Generative Adversarial Networks" (arXiv:1511.06434)."""
+
+import math
+
+import keras
+from keras import layers
+
+from ganzoo.models.base import GAN
+from ganzoo.networks import register_network
+from ganzoo.registry import register_model
+
+# Section 4 of the paper: all weights from N(0, 0.02).
+_INIT = keras.initializers.RandomNormal(stddev=0.02)
+
+
+def _normalization(kind):
+    if kind == "batch":
+        return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
+    if kind == "layer":
+        return layers.LayerNormalization(axis=(1, 2, 3))
+    raise ValueError(f"normalization must be 'batch', 'layer' or None, got {kind!r}.")
+
+
+@register_network("dcgan")
+def dcgan(
+    latent_dim,
+    data_shape,
+    filters=64,
+    max_filters=512,
+    kernel_size=4,
+    generator_norm="batch",
+    discriminator_norm="batch",
+):
+    """All-convolutional generator and discriminator of the paper.
+
+    The generator projects z to 4x4 and doubles the resolution with strided
+    transposed convolutions (batch norm, ReLU, tanh output); the
+    discriminator mirrors it with strided convolutions and LeakyReLU(0.2),
+    no normalisation on its first layer. `filters` is the width at the
+    highest resolution and doubles at each halving, up to `max_filters`.
+    `discriminator_norm=None` or `"layer"` suits critics with a gradient
+    penalty (Gulrajani et al. 2017).
+    """
+    if len(data_shape) != 3:
+        raise ValueError(
+            f"The dcgan network makes images (H, W, C); data_shape {data_shape} is not. "
+            "Use network='mlp' for vectors."
+        )
+    height, width, channels = data_shape
+    steps = math.log2(height / 4) if height >= 8 else 0
+    if height != width or steps != int(steps) or not 1 <= steps <= 6:
+        raise ValueError(
+            f"The dcgan network needs square images whose side is 4 * 2^n "
+            f"(8, 16, 32, 64, 128 or 256); got data_shape {data_shape}."
+        )
+    steps = int(steps)
+    width_at = [min(filters * 2 ** (steps - 1 - i), max_filters) for i in range(steps)]
+
+    z = keras.Input((latent_dim,), name="z")
+    x = layers.Dense(4 * 4 * width_at[0], use_bias=generator_norm is None, kernel_initializer=_INIT)(z)
+    x = layers.Reshape((4, 4, width_at[0]))(x)
+    for units in width_at[1:]:
+        if generator_norm:
+            x = _normalization(generator_norm)(x)
+        x = layers.ReLU()(x)
+        x = layers.Conv2DTranspose(
+            units, kernel_size, strides=2, padding="same",
+            use_bias=generator_norm is None, kernel_initializer=_INIT,
+        )(x)
+    if generator_norm:
+        x = _normalization(generator_norm)(x)
+    x = layers.ReLU()(x)
+    x = layers.Conv2DTranspose(
+        channels, kernel_size, strides=2, padding="same", activation="tanh",
+        kernel_initializer=_INIT, dtype="float32",
+    )(x)
+    generator = keras.Model(z, x, name="generator")
+
+    image = keras.Input(data_shape, name="image")
+    y = image
+    for i, units in enumerate(reversed(width_at)):
+        y = layers.Conv2D(
+            units, kernel_size, strides=2, padding="same",
+            use_bias=i == 0 or discriminator_norm is None, kernel_initializer=_INIT,
+        )(y)
+        if i and discriminator_norm:
+            y = _normalization(discriminator_norm)(y)
+        y = layers.LeakyReLU(0.2)(y)
+    y = layers.Dense(1, kernel_initializer=_INIT, dtype="float32")(layers.Flatten()(y))
+    discriminator = keras.Model(image, y, name="discriminator")
+    return generator, discriminator
+
+
+@register_model("dcgan")
+class DCGAN(GAN):
+    """Deep convolutional GAN (Radford et al. 2015): strided (transposed)
+    convolutions, batch norm, LeakyReLU, Adam(2e-4, beta_1=0.5)."""
+
+    default_network = "dcgan"

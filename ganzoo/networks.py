@@ -1,0 +1,52 @@
+"""Registry of generator/discriminator pairs, chosen by a model's `network`.
+
+A network builder is `build(latent_dim, data_shape, **network_args)` and
+returns `(generator, discriminator)`: two functional `keras.Model`s built from
+`keras.Input`, the generator mapping `[batch, latent_dim]` to
+`[batch, *data_shape]` and the discriminator mapping that to `[batch, 1]`
+unnormalised scores (logits). Families register their builders next to their
+GAN class, so `network="mlp"` works for every entry that accepts vectors.
+"""
+
+import difflib
+
+_NETWORKS = {}
+
+
+def register_network(name):
+    """Decorator: register a `(latent_dim, data_shape, **kwargs)` builder."""
+
+    def decorator(build):
+        _NETWORKS[name] = build
+        return build
+
+    return decorator
+
+
+def list_networks():
+    return sorted(_NETWORKS)
+
+
+def build(name, latent_dim, data_shape, **network_args):
+    """Build the `(generator, discriminator)` pair registered as `name`."""
+    if name not in _NETWORKS:
+        close = difflib.get_close_matches(str(name), _NETWORKS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Unknown network {name!r}.{hint} Available: {', '.join(list_networks())}."
+        )
+    try:
+        return _NETWORKS[name](latent_dim, tuple(data_shape), **network_args)
+    except TypeError as error:
+        if "unexpected keyword" not in str(error):
+            raise
+        import inspect
+
+        params = [
+            p for p in inspect.signature(_NETWORKS[name]).parameters
+            if p not in ("latent_dim", "data_shape")
+        ]
+        raise ValueError(
+            f"network_args {sorted(network_args)} do not fit network {name!r}; "
+            f"it accepts: {', '.join(params)}."
+        ) from None
