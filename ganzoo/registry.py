@@ -38,7 +38,8 @@ def register_model(name, config=None):
 
     def decorator(cls):
         _MODELS[name] = (cls, config)
-        return cls
+        # `.keras` files name the class; registering it lets load_model find it.
+        return keras.saving.register_keras_serializable(package="ganzoo")(cls)
 
     return decorator
 

@@ -1,0 +1,261 @@
+"""The `ganzoo` command: list, train, sample, export."""
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+RUN_FILE = "run.json"
+MODEL_FILE = "model.keras"
+EXPORT_DIR = "saved_model"  # a run's export: <run>/saved_model/1 (TF Serving layout)
+
+
+class UsageError(Exception):
+    """A mistake in the command; printed without a traceback."""
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from ganzoo import __version__
+
+        print(__version__)
+        return 0
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except (UsageError, FileExistsError, FileNotFoundError, ValueError, TypeError, RuntimeError) as error:
+        print(f"ganzoo {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="ganzoo", description="A GAN model zoo for TensorFlow / Keras 3.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = commands.add_parser("list", help="list the registered models")
+    p.set_defaults(run=cmd_list)
+
+    p = commands.add_parser("train", help="train a model; resumes a killed run with the same command")
+    p.add_argument("name", help="registry name (see `ganzoo list`)")
+    p.add_argument("--dataset", help="digits, ring, grid, a folder of images, or a TFDS name (default: the model's)")
+    p.add_argument("--epochs", type=int, help="total epochs (default: the model's)")
+    p.add_argument("--batch-size", type=int, help="global batch size (default: the model's)")
+    p.add_argument("--image-size", type=int, help="side of the training images (default: the model's)")
+    p.add_argument("--out", help="run folder (default: runs/NAME)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, noise and shuffling (default 0)")
+    p.add_argument("--strategy", default="auto", help="auto, default, mirrored, multiworker or tpu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model option, e.g. --set latent_dim=64 (repeatable; values are YAML)")
+    p.add_argument("--resume", action="store_true", help="continue a finished run up to --epochs")
+    p.add_argument("--force", action="store_true", help="delete an existing run folder and start over")
+    p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("sample", help="write a grid of samples from a run or a SavedModel")
+    p.add_argument("source", help="a run folder or a SavedModel folder")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(run=cmd_sample)
+
+    p = commands.add_parser("export", help="export a run's model as a SavedModel for TF Serving")
+    p.add_argument("run_dir", help="a run folder written by `ganzoo train`")
+    p.add_argument("--out", required=True, help="SavedModel folder, e.g. saved_models/dcgan/1")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(run=cmd_export)
+    return parser
+
+
+# ---------------------------------------------------------------- list
+def cmd_list(args):
+    from ganzoo import registry
+
+    for name in registry.list_models():
+        config = registry.model_config(name)
+        print(f"{name:10s} {config.get('description', '')}\n{'':10s} {config.get('paper', '')}")
+
+
+# --------------------------------------------------------------- train
+def cmd_train(args):
+    import keras
+
+    from ganzoo import callbacks, data, distribute, registry
+
+    config = registry.model_config(args.name)  # fails early on an unknown name
+    defaults = config.get("train", {})
+    overrides = _parse_overrides(args.set)
+    registry.resolve_config(args.name, **overrides)  # fails early on a bad option
+    settings = {
+        "model": args.name,
+        "dataset": args.dataset or defaults.get("dataset", "digits"),
+        "batch_size": args.batch_size or defaults.get("batch_size", 64),
+        "image_size": args.image_size or defaults.get("image_size"),
+        "seed": args.seed,
+        "overrides": overrides,
+    }
+    epochs = args.epochs or defaults.get("epochs", 10)
+    for flag, value in (("--epochs", epochs), ("--batch-size", settings["batch_size"])):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}.")
+    out = Path(args.out or Path("runs") / args.name)
+    done = _prepare_run_dir(out, settings, epochs, args)
+
+    keras.utils.set_random_seed(args.seed)
+    model_shape = tuple(overrides.get("data_shape", config["model"]["data_shape"]))
+    is_image = len(model_shape) == 3
+    dataset = data.load(
+        settings["dataset"],
+        image_size=settings["image_size"] or (model_shape[0] if is_image else None),
+        channels=model_shape[-1] if is_image else None,
+        batch_size=settings["batch_size"],
+        seed=args.seed,
+    )
+    data_shape = tuple(dataset.element_spec.shape[1:])
+    strategy = distribute.get_strategy(args.strategy)
+    with strategy.scope():
+        model = registry.load(args.name, **{**overrides, "data_shape": data_shape})
+    print(
+        f"Training {args.name} on {settings['dataset']} {list(data_shape)} for {epochs} epochs "
+        f"(batch {settings['batch_size']}, {strategy.num_replicas_in_sync} replica(s)) -> {out}"
+        + (f", resuming after epoch {done}" if done else ""),
+        flush=True,
+    )
+    _write_run(out, settings, epochs, "running")
+    started = time.time()
+    model.fit(
+        dataset,
+        epochs=epochs,
+        shuffle=False,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(out / "checkpoints", delete_checkpoint=False),
+            keras.callbacks.ModelCheckpoint(out / MODEL_FILE),
+            callbacks.SampleGrid(out / "samples", log_dir=out / "logs" / "samples"),
+            callbacks.HistoryFile(out / "history.json"),
+            keras.callbacks.TensorBoard(out / "logs"),
+        ],
+    )
+    model.save(out / MODEL_FILE)
+    export_path = model.export(out / EXPORT_DIR / "1", overwrite=True)
+    _write_run(out, settings, epochs, "finished", seconds=round(time.time() - started, 1))
+    print(f"Done in {time.time() - started:.0f}s. Samples: {out / 'samples'}; SavedModel: {export_path}")
+
+
+def _parse_overrides(pairs):
+    import yaml
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set takes KEY=VALUE, got {pair!r}.")
+        target = overrides
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = yaml.safe_load(value)
+    return overrides
+
+
+def _prepare_run_dir(out, settings, epochs, args):
+    """Check the run folder; returns the epochs already done (0 for a new run)."""
+    run_file = out / RUN_FILE
+    if out.exists() and args.force:
+        shutil.rmtree(out)
+    if not out.exists() or not any(out.iterdir()):
+        out.mkdir(parents=True, exist_ok=True)
+        return 0
+    if not run_file.exists():
+        raise UsageError(
+            f"{out} exists and is not a ganzoo run. Choose another --out, or pass --force to delete it."
+        )
+    run = json.loads(run_file.read_text())
+    if run["settings"] != json.loads(json.dumps(settings)):
+        changed = [k for k in settings if run["settings"].get(k) != json.loads(json.dumps(settings[k]))]
+        raise UsageError(
+            f"{out} holds a run with other settings ({', '.join(changed)} differ: "
+            f"{ {k: run['settings'].get(k) for k in changed} }). Choose another --out, or pass "
+            "--force to delete it and start over."
+        )
+    done = _epochs_done(out)
+    if run["status"] == "finished":
+        if not args.resume:
+            raise UsageError(
+                f"{out} holds a finished run ({done} epochs). Pass --resume --epochs N (N > {done}) "
+                "to train it further, --out for a new run, or --force to start over."
+            )
+        if epochs <= done:
+            raise UsageError(f"{out} is already trained for {done} epochs; pass --epochs N with N > {done}.")
+    elif done:
+        print(f"{out}: an unfinished run stopped after epoch {done}; resuming it.", flush=True)
+    return done
+
+
+def _epochs_done(out):
+    metadata = out / "checkpoints" / "training_metadata.json"
+    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+
+
+def _write_run(out, settings, epochs, status, **extra):
+    from ganzoo import __version__
+
+    record = {"settings": settings, "epochs": epochs, "status": status, "ganzoo_version": __version__, **extra}
+    (out / RUN_FILE).write_text(json.dumps(record, indent=2))
+
+
+# -------------------------------------------------------------- sample
+def cmd_sample(args):
+    import numpy as np
+
+    from ganzoo import visualize
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; choose another --out or pass --force to overwrite it.")
+    if args.n < 1:
+        raise UsageError(f"--n must be at least 1, got {args.n}.")
+    source = Path(args.source)
+    if (source / MODEL_FILE).exists():
+        samples = _load_run_model(source).generate(args.n, seed=args.seed)
+    elif (source / "saved_model.pb").exists():
+        import tensorflow as tf
+
+        from ganzoo.export import load_serving
+
+        loaded, info = load_serving(source)
+        z = np.random.default_rng(args.seed).standard_normal((args.n, info["latent_dim"])).astype("float32")
+        samples = loaded.signatures["serving_default"](z=tf.constant(z))["images"].numpy()
+    else:
+        raise UsageError(
+            f"{source} is neither a run folder (with {MODEL_FILE}) nor a SavedModel (with saved_model.pb)."
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    visualize.picture(samples).save(out)
+    print(f"Wrote {args.n} samples to {out}")
+
+
+def _load_run_model(run_dir):
+    import keras
+
+    import ganzoo  # noqa: F401  (registers the model classes)
+
+    return keras.models.load_model(Path(run_dir) / MODEL_FILE)
+
+
+# -------------------------------------------------------------- export
+def cmd_export(args):
+    run_dir = Path(args.run_dir)
+    if not (run_dir / MODEL_FILE).exists():
+        raise UsageError(f"{run_dir} is not a run folder: it has no {MODEL_FILE}. Train one with `ganzoo train`.")
+    path = _load_run_model(run_dir).export(args.out, overwrite=args.force)
+    print(f"Exported {run_dir} to {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

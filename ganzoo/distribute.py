@@ -1,0 +1,35 @@
+"""Choosing a `tf.distribute` strategy by name."""
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+
+
+def get_strategy(name="auto"):
+    """A `tf.distribute.Strategy`.
+
+    - `auto`: `MirroredStrategy` when several GPUs are visible, else the default.
+    - `default`: one device.
+    - `mirrored`: all local GPUs (or all logical CPUs when there is no GPU).
+    - `multiworker`: `MultiWorkerMirroredStrategy`, configured by `TF_CONFIG`.
+    - `tpu`: `TPUStrategy` on the TPU that `TPUClusterResolver` finds.
+
+    Create the model, optimizers and metrics inside `strategy.scope()`; the
+    batch size of the dataset is the global batch.
+    """
+    if name == "auto":
+        return tf.distribute.MirroredStrategy() if len(tf.config.list_logical_devices("GPU")) > 1 else tf.distribute.get_strategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"Unknown strategy {name!r}. Choose one of: {', '.join(STRATEGIES)}.")
