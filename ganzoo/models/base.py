@@ -268,6 +268,22 @@ class GAN(keras.Model):
             )
         return export_lib.export_model(self, filepath, overwrite=overwrite, verbose=verbose)
 
+    # -------------------------------------------------- saving the noise
+    # Keras saves layer variables but not SeedGenerator states; keep the noise
+    # stream in `.keras` files and BackupAndRestore checkpoints as well, so a
+    # resumed run draws the noise the uninterrupted run would have drawn.
+    _NOISE_KEY = "noise_seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._NOISE_KEY] = keras.ops.convert_to_numpy(self.seed_generator.state.value)
+
+    def load_own_variables(self, store):
+        own = {key: store[key] for key in store.keys() if key != self._NOISE_KEY}
+        if self._NOISE_KEY in store.keys():
+            self.seed_generator.state.assign(store[self._NOISE_KEY])
+        super().load_own_variables(own)
+
     # ------------------------------------------------------------ config
     def get_config(self):
         return {

@@ -1,0 +1,41 @@
+"""Shared test set-up: CPU only, two logical CPU devices, seeded, tiny models."""
+
+import os
+
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPUs so MirroredStrategy can be tested; must precede any TF op.
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+import ganzoo  # noqa: E402
+
+# Tiny variants of every entry: the same code paths, a fraction of the work.
+TINY = {
+    "vanilla": dict(data_shape=(2,), latent_dim=4, network_args={"hidden_units": [16, 16]}),
+    "dcgan": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
+}
+
+
+def tiny_model(name, **overrides):
+    """A small, deterministic (no XLA) instance of a registry entry."""
+    return ganzoo.load(name, **{**TINY[name], "jit_compile": False, "seed": 1, **overrides})
+
+
+def batch_for(model, n=8, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (n, *model.data_shape)).astype("float32")
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    keras.utils.set_random_seed(0)
+    yield

@@ -1,0 +1,134 @@
+"""Behaviour every registry entry must have; parametrised over `list_models()`."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+import ganzoo
+
+from conftest import batch_for, tiny_model
+
+ENTRIES = ganzoo.list_models()
+
+
+def values(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def changed(before, variables):
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_discriminator_step_changes_only_the_discriminator(name):
+    model = tiny_model(name)
+    g, d = values(model.generator.trainable_variables), values(model.discriminator.trainable_variables)
+    model.discriminator_step(tf.constant(batch_for(model)))
+    assert not any(changed(g, model.generator.trainable_variables))
+    assert all(changed(d, model.discriminator.trainable_variables))
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_generator_step_changes_only_the_generator(name):
+    model = tiny_model(name)
+    g, d = values(model.generator.trainable_variables), values(model.discriminator.trainable_variables)
+    model.generator_step(8)
+    assert all(changed(g, model.generator.trainable_variables))
+    assert not any(changed(d, model.discriminator.trainable_variables))
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_fit_reports_finite_losses_and_counts_d_steps(name):
+    model = tiny_model(name, d_steps=3)
+    data = tf.data.Dataset.from_tensor_slices(batch_for(model, 32)).batch(8)
+    history = model.fit(data, epochs=2, verbose=0)
+    assert set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    assert int(model.d_optimizer.iterations) == 3 * int(model.g_optimizer.iterations) == 3 * 8
+
+
+def test_trackers_reset_each_epoch():
+    model = tiny_model("vanilla")
+    data = tf.data.Dataset.from_tensor_slices(batch_for(model, 16)).batch(8)
+    model.fit(data, epochs=1, verbose=0)
+    assert int(model.d_loss_tracker.count) == 2
+    model.fit(data, epochs=1, verbose=0)
+    assert int(model.d_loss_tracker.count) == 2
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_generate_shapes_range_and_determinism(name):
+    model = tiny_model(name)
+    images = model.generate(5, seed=3)
+    assert images.shape == (5, *model.data_shape) and images.dtype == np.float32
+    if len(model.data_shape) == 3:
+        assert images.min() >= -1 and images.max() <= 1
+    np.testing.assert_array_equal(images, model.generate(5, seed=3))
+    assert not np.array_equal(images, model.generate(5, seed=4))
+    np.testing.assert_allclose(model(model.sample_latent(5, seed=3)), images, atol=1e-6)
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        model.generate(0)
+    with pytest.raises(ValueError, match=r"z must have shape"):
+        model.generate_from(np.zeros((2, model.latent_dim + 1)))
+
+
+def test_evaluate_runs_test_step():
+    model = tiny_model("vanilla")
+    data = tf.data.Dataset.from_tensor_slices(batch_for(model, 16)).batch(8)
+    before = values(model.trainable_variables)
+    logs = model.evaluate(data, verbose=0, return_dict=True)
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert not any(changed(before, model.trainable_variables))
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_save_load_keeps_weights_and_optimizer_state(name, tmp_path):
+    model = tiny_model(name)
+    data = tf.data.Dataset.from_tensor_slices(batch_for(model, 16)).batch(8)
+    model.fit(data, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for opt in ("g_optimizer", "d_optimizer"):
+        original, restored = getattr(model, opt).variables, getattr(loaded, opt).variables
+        assert int(getattr(loaded, opt).iterations) == 2
+        for a, b in zip(original, restored):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # Training resumes where it stopped: one more epoch gives the same weights.
+    model.fit(data, epochs=1, verbose=0)
+    loaded.fit(data, epochs=1, verbose=0)
+    for a, b in zip(model.trainable_weights, loaded.trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+def test_export_then_serve_matches_generate(name, tmp_path):
+    model = tiny_model(name)
+    path = model.export(tmp_path / name / "1")
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    z = model.sample_latent(4, seed=7)
+    out = serve(z=tf.constant(z))
+    assert set(out) == {"images"}
+    np.testing.assert_allclose(out["images"].numpy(), model.generate(4, seed=7), atol=1e-5)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        model.export(path)
+    model.export(path, overwrite=True)
+
+
+def test_compile_rejects_a_shared_optimizer():
+    model = tiny_model("vanilla")
+    shared = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="two optimizer objects"):
+        model.compile(g_optimizer=shared, d_optimizer=shared)
+    with pytest.raises(TypeError, match="g_optimizer and d_optimizer"):
+        model.compile(optimizer="adam")
+
+
+def test_unpack_batch_accepts_common_layouts():
+    model = tiny_model("vanilla")
+    x = tf.zeros((2, 2))
+    for data in (x, (x,), (x, tf.zeros(2)), {"image": x}):
+        assert model.unpack_batch(data) is x
