@@ -23,8 +23,16 @@ def get_strategy(name="auto"):
         return tf.distribute.get_strategy()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
+        if gpus:
+            return tf.distribute.MirroredStrategy([d.name for d in gpus])
+        # On CPUs the default CollectiveAllReduce can run the all-reduces of
+        # successive updates (d_steps > 1, then the generator) in a different
+        # order on each device and abort with "Shape mismatch in the collective
+        # instance"; reducing through one device has no such race.
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in tf.config.list_logical_devices("CPU")],
+            cross_device_ops=tf.distribute.ReductionToOneDevice(),
+        )
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+import ganzoo
+
+
+def first(ds):
+    return next(iter(ds))
+
+
+def test_digits_images_in_range():
+    ds = ganzoo.data.load("digits", image_size=32, batch_size=64, seed=0)
+    batch = first(ds)
+    assert batch.shape == (64, 32, 32, 1) and batch.dtype == tf.float32
+    assert float(tf.reduce_min(batch)) >= -1 and float(tf.reduce_max(batch)) <= 1
+    assert float(tf.reduce_min(batch)) < -0.9 and float(tf.reduce_max(batch)) > 0.9
+    assert sum(1 for _ in ds) == 1797 // 64  # drop_remainder
+
+
+def test_digits_native_size_labels_and_channels():
+    images, labels = first(ganzoo.data.load("digits", batch_size=16, with_labels=True, channels=3))
+    assert images.shape == (16, 8, 8, 3) and labels.dtype == tf.int32
+    assert set(labels.numpy()) <= set(range(10))
+
+
+def test_shuffling_is_seeded():
+    a = first(ganzoo.data.load("digits", batch_size=8, seed=1))
+    b = first(ganzoo.data.load("digits", batch_size=8, seed=1))
+    c = first(ganzoo.data.load("digits", batch_size=8, seed=2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_ring_matches_its_definition():
+    points = np.concatenate(list(ganzoo.data.load("ring", batch_size=512, seed=0).as_numpy_iterator()))
+    assert points.shape == (25600, 2)
+    radius = np.linalg.norm(points, axis=1)
+    assert abs(radius.mean() - 1) < 0.01 and radius.std() < 0.02
+    angles = np.round(np.arctan2(points[:, 1], points[:, 0]) / (2 * np.pi / 8)) % 8
+    counts = np.bincount(angles.astype(int), minlength=8)
+    assert counts.min() > 0.8 * 25600 / 8
+
+
+def test_grid_matches_its_definition():
+    points = first(ganzoo.data.load("grid", batch_size=5000, seed=0)).numpy()
+    nearest = np.clip(np.round(points / 2) * 2, -4, 4)
+    assert (points - nearest).std() == pytest.approx(0.05, rel=0.1)
+    assert len({tuple(p) for p in nearest}) == 25
+
+
+def test_folder_of_images(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("cats", "dogs"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    images = first(ganzoo.data.load(str(tmp_path), image_size=16, batch_size=6))
+    assert images.shape == (6, 16, 16, 3)
+    assert float(tf.reduce_min(images)) >= -1 and float(tf.reduce_max(images)) <= 1
+    images, labels = first(ganzoo.data.load(str(tmp_path), batch_size=6, with_labels=True, channels=1))
+    assert images.shape == (6, 20, 20, 1) and sorted(labels.numpy()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="No images"):
+        ganzoo.data.load(str(tmp_path))
+
+
+def test_tfds_through_mock_data():
+    with tfds.testing.mock_data(num_examples=20):
+        images = first(ganzoo.data.load("mnist", image_size=16, batch_size=10))
+        images_labels = first(ganzoo.data.load("mnist", batch_size=10, with_labels=True))
+    assert images.shape == (10, 16, 16, 1)
+    assert float(tf.reduce_min(images)) >= -1 and float(tf.reduce_max(images)) <= 1
+    assert images_labels[0].shape == (10, 28, 28, 1) and images_labels[1].shape == (10,)
+
+
+def test_tfds_not_on_disk_and_offline_fails_with_the_offline_choices(tmp_path, monkeypatch):
+    real_load = tfds.load
+
+    def offline_load(name, download=True, **kwargs):
+        if download:
+            raise ConnectionError("no network")
+        return real_load(name, download=False, **kwargs)
+
+    monkeypatch.setattr(tfds, "load", offline_load)
+    with pytest.raises(RuntimeError, match=r"'mnist' is not on disk.*digits, ring, grid"):
+        ganzoo.data.load("mnist", data_dir=str(tmp_path))
+
+
+def test_unknown_dataset_names_the_choices():
+    with pytest.raises(ValueError, match=r"Unknown dataset 'no_such_set'.*digits, ring, grid"):
+        ganzoo.data.load("no_such_set")
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="batch_size"):
+        ganzoo.data.load("digits", batch_size=0)
+    with pytest.raises(ValueError, match="no labels"):
+        ganzoo.data.load("ring", with_labels=True)
+    with pytest.raises(ValueError, match="channels"):
+        ganzoo.data.load("digits", channels=2)
