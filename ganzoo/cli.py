@@ -133,12 +133,14 @@ def cmd_train(args):
         dataset,
         epochs=epochs,
         shuffle=False,
+        # The backup goes last: an epoch it records as done has its samples,
+        # history and model file written, whenever the process is killed.
         callbacks=[
-            keras.callbacks.BackupAndRestore(out / "checkpoints", delete_checkpoint=False),
-            keras.callbacks.ModelCheckpoint(out / MODEL_FILE),
             callbacks.SampleGrid(out / "samples", log_dir=out / "logs" / "samples"),
             callbacks.HistoryFile(out / "history.json"),
             keras.callbacks.TensorBoard(out / "logs"),
+            keras.callbacks.ModelCheckpoint(out / MODEL_FILE),
+            keras.callbacks.BackupAndRestore(out / "checkpoints", delete_checkpoint=False),
         ],
     )
     model.save(out / MODEL_FILE)

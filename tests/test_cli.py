@@ -1,0 +1,125 @@
+"""The `ganzoo` command, run in-process (fast) and once as a killed subprocess."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganzoo import cli
+
+TINY_DCGAN = ["dcgan", "--epochs", "1", "--batch-size", "32", "--image-size", "16",
+              "--set", "network_args.filters=4", "--set", "latent_dim=8", "--set", "jit_compile=false"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "dcgan"
+    assert cli.main(["train", *TINY_DCGAN, "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_the_run(run_dir):
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    assert Image.open(run_dir / "samples" / "epoch_001.png").size[0] > 64
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1] and np.isfinite(history[0]["d_loss"])
+    assert (run_dir / "model.keras").exists()
+    assert (run_dir / "saved_model" / "1" / "saved_model.pb").exists()
+    assert any((run_dir / "logs" / "train").iterdir())
+
+
+def test_train_refuses_to_overwrite(run_dir, capsys):
+    assert cli.main(["train", *TINY_DCGAN, "--out", str(run_dir)]) == 2
+    assert "holds a finished run" in capsys.readouterr().err
+    other = TINY_DCGAN[:1] + ["--dataset", "ring"] + TINY_DCGAN[1:]
+    assert cli.main(["train", *other, "--out", str(run_dir)]) == 2
+    assert "other settings (dataset" in capsys.readouterr().err
+    assert (run_dir / "model.keras").exists()
+
+
+def test_train_refuses_a_foreign_folder(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main(["train", *TINY_DCGAN, "--out", str(tmp_path)]) == 2
+    assert "not a ganzoo run" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_resume_trains_further(run_dir, tmp_path):
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(run_dir, copy)
+    args = [a if a != "1" else "2" for a in TINY_DCGAN]  # --epochs 2
+    assert cli.main(["train", *args, "--out", str(copy), "--resume"]) == 0
+    history = json.loads((copy / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_sample_from_run_and_saved_model(run_dir, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    assert cli.main(["sample", str(run_dir), "--n", "16", "--out", str(a)]) == 0
+    assert cli.main(["sample", str(run_dir / "saved_model" / "1"), "--n", "16", "--out", str(b)]) == 0
+    # Same seed, same noise, same network: the two pictures agree.
+    diff = np.abs(np.asarray(Image.open(a), float) - np.asarray(Image.open(b), float))
+    assert np.asarray(Image.open(a)).shape == (4 * 66 + 2,) * 2 and diff.max() <= 1
+    assert cli.main(["sample", str(run_dir), "--out", str(a)]) == 2  # exists
+    assert cli.main(["sample", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 2
+
+
+def test_export_and_saved_model_cli(run_dir, tmp_path):
+    out = tmp_path / "serving" / "dcgan" / "1"
+    assert cli.main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert cli.main(["export", str(run_dir), "--out", str(out)]) == 2
+    assert cli.main(["export", str(run_dir), "--out", str(out), "--force"]) == 0
+    tool = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run([tool, "show", "--dir", str(out), "--all"], capture_output=True, text=True, check=True)
+    assert "signature_def['serving_default']" in shown.stdout
+    assert "inputs['z']" in shown.stdout and "shape: (-1, 8)" in shown.stdout
+    assert "outputs['images']" in shown.stdout and "shape: (-1, 16, 16, 1)" in shown.stdout
+    z = str([[0.5] * 8] * 2)  # saved_model_cli takes Python literals only
+    ran = subprocess.run(
+        [tool, "run", "--dir", str(out), "--tag_set", "serve", "--signature_def", "serving_default",
+         "--input_exprs", f"z={z}"], capture_output=True, text=True, check=True,
+    )
+    assert "Result for output key images" in ran.stdout
+
+
+def test_bad_commands(capsys):
+    assert cli.main(["train", "dcgn"]) == 2
+    assert "Did you mean 'dcgan'" in capsys.readouterr().err
+    assert cli.main(["train", "dcgan", "--set", "num_classes=3"]) == 2
+    assert "no option 'num_classes'" in capsys.readouterr().err
+    assert cli.main(["train", "dcgan", "--set", "oops"]) == 2
+    assert cli.main(["list"]) == 0
+    assert "Radford" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_with_the_same_command(tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "ganzoo.cli", "train", *TINY_DCGAN, "--out", str(out)]
+    command[command.index("--epochs") + 1] = "40"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metadata = out / "checkpoints" / "training_metadata.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = json.loads(metadata.read_text())["epoch"]
+    assert 2 <= done < 40 and json.loads((out / "run.json").read_text())["status"] == "running"
+    command[command.index("--epochs") + 1] = str(done + 1)  # finish quickly: same run, one epoch more
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"stopped after epoch {done}; resuming" in result.stdout
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, done + 2))
