@@ -79,7 +79,7 @@ def load(
     elif Path(os.fspath(name)).is_dir():
         ds = _folder(Path(name), with_labels)
     else:
-        ds = _tfds(name, split, data_dir)
+        ds = _tfds(name, split, data_dir, with_labels)
     if num_examples:
         ds = ds.take(num_examples)
     ds = ds.map(
@@ -161,7 +161,7 @@ def _first_image_size(path):
         return image.height, image.width
 
 
-def _tfds(name, split, data_dir):
+def _tfds(name, split, data_dir, with_labels):
     import tensorflow_datasets as tfds
 
     try:
@@ -189,6 +189,8 @@ def _tfds(name, split, data_dir):
     if not isinstance(element, dict) or "image" not in element:
         raise ValueError(f"TFDS dataset {name!r} has no 'image' feature to train on.")
     has_label = "label" in element
+    if with_labels and not has_label:
+        raise ValueError(f"TFDS dataset {name!r} has no 'label' feature; use with_labels=False.")
     return ds.map(
         lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32) if has_label else tf.constant(0, tf.int32))
     )
