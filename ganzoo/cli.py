@@ -213,8 +213,6 @@ def _write_run(out, settings, epochs, status, **extra):
 
 # -------------------------------------------------------------- sample
 def cmd_sample(args):
-    import numpy as np
-
     from ganzoo import visualize
 
     out = Path(args.out)
@@ -229,9 +227,10 @@ def cmd_sample(args):
         import tensorflow as tf
 
         from ganzoo.export import load_serving
+        from ganzoo.models.base import latent_noise
 
         loaded, info = load_serving(source)
-        z = np.random.default_rng(args.seed).standard_normal((args.n, info["latent_dim"])).astype("float32")
+        z = latent_noise(args.n, info["latent_dim"], args.seed)
         samples = loaded.signatures["serving_default"](z=tf.constant(z))["images"].numpy()
     else:
         raise UsageError(

@@ -223,7 +223,7 @@ class GAN(keras.Model):
 
     def sample_latent(self, n, seed=None):
         """`n` latent vectors from N(0, I); the same seed gives the same vectors."""
-        return np.random.default_rng(seed).standard_normal((int(n), self.latent_dim)).astype("float32")
+        return latent_noise(n, self.latent_dim, seed)
 
     def generate(self, n, seed=None, batch_size=256):
         """`n` samples as a NumPy array `[n, *data_shape]` (images in [-1, 1]).
@@ -300,6 +300,12 @@ class GAN(keras.Model):
     @property
     def network_args(self):
         return dict(self._network_args)
+
+
+def latent_noise(n, latent_dim, seed=None):
+    """`[n, latent_dim]` float32 draws from N(0, I) with NumPy, so a seed means
+    the same noise for a Keras model and for its SavedModel."""
+    return np.random.default_rng(seed).standard_normal((int(n), int(latent_dim))).astype("float32")
 
 
 def _as_shape(data_shape):
