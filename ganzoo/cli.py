@@ -143,7 +143,6 @@ def cmd_train(args):
             keras.callbacks.BackupAndRestore(out / "checkpoints", delete_checkpoint=False),
         ],
     )
-    model.save(out / MODEL_FILE)
     export_path = model.export(out / EXPORT_DIR / "1", overwrite=True)
     _write_run(out, settings, epochs, "finished", seconds=round(time.time() - started, 1))
     print(f"Done in {time.time() - started:.0f}s. Samples: {out / 'samples'}; SavedModel: {export_path}")
@@ -178,8 +177,9 @@ def _prepare_run_dir(out, settings, epochs, args):
             f"{out} exists and is not a ganzoo run. Choose another --out, or pass --force to delete it."
         )
     run = json.loads(run_file.read_text())
-    if run["settings"] != json.loads(json.dumps(settings)):
-        changed = [k for k in settings if run["settings"].get(k) != json.loads(json.dumps(settings[k]))]
+    wanted = json.loads(json.dumps(settings))  # as run.json stores it (tuples become lists)
+    if run["settings"] != wanted:
+        changed = [k for k in wanted if run["settings"].get(k) != wanted[k]]
         raise UsageError(
             f"{out} holds a run with other settings ({', '.join(changed)} differ: "
             f"{ {k: run['settings'].get(k) for k in changed} }). Choose another --out, or pass "
