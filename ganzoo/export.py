@@ -26,7 +26,10 @@ def export_model(model, filepath, overwrite=False, verbose=False):
                 f"number, e.g. {path.parent / _next_version(path.parent)}) or pass "
                 "overwrite=True (--force on the command line) to replace it."
             )
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     archive = keras.export.ExportArchive()
     for network in model.exported_networks():
         archive.track(network)
