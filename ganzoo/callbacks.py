@@ -58,3 +58,53 @@ class HistoryFile(keras.callbacks.Callback):
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(history, indent=1))
         temporary.replace(self.path)
+
+
+class EvaluationCallback(keras.callbacks.Callback):
+    """Score the generator every `every` epochs and add the numbers to the
+    epoch's logs, so `History`, `HistoryFile` and `keras.callbacks.TensorBoard`
+    (placed after this callback) record them.
+
+    The real features are computed once, at the start of training; each
+    evaluation streams `n` generated samples through the same extractor with
+    the same noise. Arguments as in `ganzoo.metrics.evaluate`.
+    """
+
+    def __init__(self, dataset="digits", metrics=("fid", "kid"), every=5, n=1000,
+                 features=None, split="test", seed=0, batch_size=250, weights=None):
+        super().__init__()
+        if every < 1 or n < 2:
+            raise ValueError(f"every must be positive and n at least 2, got every={every}, n={n}.")
+        self.dataset, self.metric_names, self.every, self.n = dataset, list(metrics), every, n
+        self.features, self.split, self.seed, self.batch_size, self.weights = features, split, seed, batch_size, weights
+        self._extractor = self._real = None
+
+    def on_train_begin(self, logs=None):
+        from ganzoo.metrics import evaluation, get_extractor
+
+        if self._real is not None:
+            return
+        shape = tuple(self.model.data_shape)
+        self._extractor = get_extractor(
+            self.features or evaluation.default_features(self.dataset, shape), weights=self.weights
+        )
+        evaluation.check_metrics(self.metric_names, self._extractor, self.dataset)
+        batches = evaluation.real_batches(self.dataset, shape, self.n, self.split, self.batch_size, self.seed)
+        self._real = evaluation.extract(self._extractor, batches, self.n, "real", progress=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from ganzoo.metrics import evaluation
+
+        if (epoch + 1) % self.every or logs is None:
+            return
+        sampler = evaluation.as_sampler(self.model)
+        fake = evaluation.extract(
+            self._extractor,
+            evaluation.generated_batches(sampler.generate, sampler.latent_dim, self.n, self.batch_size, self.seed),
+            self.n, "generated", progress=False, keep_samples="mode_coverage" in self.metric_names,
+        )
+        results = evaluation.compute_metrics(
+            self.metric_names, self._real, fake, mixture=self.dataset, seed=self.seed,
+            kid_subset_size=min(1000, len(self._real.features), self.n),
+        )
+        logs.update({key: float(value) for key, value in results.items()})

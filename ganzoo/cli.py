@@ -1,4 +1,4 @@
-"""The `ganzoo` command: list, train, sample, export."""
+"""The `ganzoo` command: list, train, sample, evaluate, export."""
 
 import argparse
 import json
@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from ganzoo.metrics.evaluation import METRICS, RUN_MODEL_FILE as MODEL_FILE
+
 RUN_FILE = "run.json"
-MODEL_FILE = "model.keras"
 EXPORT_DIR = "saved_model"  # a run's export: <run>/saved_model/1 (TF Serving layout)
 
 
@@ -53,6 +54,9 @@ def _parser():
     p.add_argument("--strategy", default="auto", help="auto, default, mirrored, multiworker or tpu")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model option, e.g. --set latent_dim=64 (repeatable; values are YAML)")
+    p.add_argument("--eval-every", type=int, metavar="N",
+                   help="score the generator every N epochs into history.json and TensorBoard (0: never; "
+                        "default: the model's, on digits and the 2D mixtures)")
     p.add_argument("--resume", action="store_true", help="continue a finished run up to --epochs")
     p.add_argument("--force", action="store_true", help="delete an existing run folder and start over")
     p.set_defaults(run=cmd_train)
@@ -64,6 +68,22 @@ def _parser():
     p.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(run=cmd_sample)
+
+    p = commands.add_parser("evaluate", help="score a run or a SavedModel: FID, KID, IS, precision/recall, ...")
+    p.add_argument("source", help="a run folder or a SavedModel folder")
+    p.add_argument("--dataset", help="real data: digits, ring, grid, a folder or a TFDS name (default: the run's)")
+    p.add_argument("--metrics", help=f"comma-separated, from: {', '.join(METRICS)} (default: all that apply)")
+    p.add_argument("--n", type=int, help="generated samples (default 10000; 2500 on ring and grid)")
+    p.add_argument("--split", default="test", help="split of the real data (default test: images the GAN never saw)")
+    p.add_argument("--features", help="digits, inception, raw or a .keras model (default: digits on digits, "
+                                      "raw for vectors, inception otherwise)")
+    p.add_argument("--weights", help="InceptionV3 weights file (default: the Keras cache, ~/.keras/models)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise and of KID's subsets (default 0)")
+    p.add_argument("--batch-size", type=int, default=250, help="batch of feature extraction (default 250)")
+    p.add_argument("--out", help="JSON file (default: RUN/evaluation/DATASET-FEATURES.json, or "
+                                 "evaluation-DATASET-FEATURES.json for a SavedModel)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(run=cmd_evaluate)
 
     p = commands.add_parser("export", help="export a run's model as a SavedModel for TF Serving")
     p.add_argument("run_dir", help="a run folder written by `ganzoo train`")
@@ -104,6 +124,8 @@ def cmd_train(args):
     for flag, value in (("--epochs", epochs), ("--batch-size", settings["batch_size"])):
         if value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}.")
+    if args.eval_every is not None and args.eval_every < 0:
+        raise UsageError(f"--eval-every must be 0 (never) or positive, got {args.eval_every}.")
     out = Path(args.out or Path("runs") / args.name)
     done = _prepare_run_dir(out, settings, epochs, args)
 
@@ -128,6 +150,7 @@ def cmd_train(args):
         flush=True,
     )
     _write_run(out, settings, epochs, "running")
+    evaluation = _evaluation_callback(settings["dataset"], args.eval_every, defaults.get("eval_every", 0))
     started = time.time()
     model.fit(
         dataset,
@@ -137,6 +160,7 @@ def cmd_train(args):
         # history and model file written, whenever the process is killed.
         callbacks=[
             callbacks.SampleGrid(out / "samples", log_dir=out / "logs" / "samples"),
+            *evaluation,  # before the loggers, which record what it adds to the logs
             callbacks.HistoryFile(out / "history.json"),
             keras.callbacks.TensorBoard(out / "logs"),
             keras.callbacks.ModelCheckpoint(out / MODEL_FILE),
@@ -146,6 +170,19 @@ def cmd_train(args):
     export_path = model.export(out / EXPORT_DIR / "1", overwrite=True)
     _write_run(out, settings, epochs, "finished", seconds=round(time.time() - started, 1))
     print(f"Done in {time.time() - started:.0f}s. Samples: {out / 'samples'}; SavedModel: {export_path}")
+
+
+def _evaluation_callback(dataset, asked, default):
+    """The in-training evaluation: on when asked, or by the model's default on
+    the datasets whose feature extractor needs no download."""
+    from ganzoo import callbacks
+    from ganzoo.data import MIXTURES
+
+    every = asked if asked is not None else (default if dataset == "digits" or dataset in MIXTURES else 0)
+    if not every:
+        return []
+    metrics = ("mode_coverage",) if dataset in MIXTURES else ("fid", "kid")
+    return [callbacks.EvaluationCallback(dataset, metrics=metrics, every=every, n=2500 if dataset in MIXTURES else 1000)]
 
 
 def _parse_overrides(pairs):
@@ -220,22 +257,11 @@ def cmd_sample(args):
         raise UsageError(f"{out} exists; choose another --out or pass --force to overwrite it.")
     if args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}.")
-    source = Path(args.source)
-    if (source / MODEL_FILE).exists():
-        samples = _load_run_model(source).generate(args.n, seed=args.seed)
-    elif (source / "saved_model.pb").exists():
-        import tensorflow as tf
+    from ganzoo.metrics import load_sampler
+    from ganzoo.models.base import latent_noise
 
-        from ganzoo.export import load_serving
-        from ganzoo.models.base import latent_noise
-
-        loaded, info = load_serving(source)
-        z = latent_noise(args.n, info["latent_dim"], args.seed)
-        samples = loaded.signatures["serving_default"](z=tf.constant(z))["images"].numpy()
-    else:
-        raise UsageError(
-            f"{source} is neither a run folder (with {MODEL_FILE}) nor a SavedModel (with saved_model.pb)."
-        )
+    sampler = load_sampler(args.source)
+    samples = sampler.generate(latent_noise(args.n, sampler.latent_dim, args.seed))
     out.parent.mkdir(parents=True, exist_ok=True)
     visualize.picture(samples).save(out)
     print(f"Wrote {args.n} samples to {out}")
@@ -244,9 +270,47 @@ def cmd_sample(args):
 def _load_run_model(run_dir):
     import keras
 
-    import ganzoo  # noqa: F401  (registers the model classes)
-
     return keras.models.load_model(Path(run_dir) / MODEL_FILE)
+
+
+# ------------------------------------------------------------ evaluate
+def cmd_evaluate(args):
+    from ganzoo import metrics
+
+    source = Path(args.source)
+    run_file = source / RUN_FILE
+    dataset = args.dataset
+    if dataset is None and run_file.exists():
+        dataset = json.loads(run_file.read_text())["settings"]["dataset"]
+    if dataset is None:
+        raise UsageError(f"{source} is not a run folder: say which real data to compare with, e.g. --dataset digits.")
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    for flag, value in (("--n", args.n), ("--batch-size", args.batch_size)):
+        if value is not None and value < 2:
+            raise UsageError(f"{flag} must be at least 2, got {value}.")
+    sampler = metrics.load_sampler(source)
+    features = args.features or metrics.evaluation.default_features(dataset, sampler.data_shape)
+    stem = f"{Path(str(dataset)).name}-{Path(str(features)).stem}.json"
+    out = Path(args.out) if args.out else (
+        source / "evaluation" / stem if run_file.exists() else Path(f"evaluation-{stem}")
+    )
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; choose another --out or pass --force to overwrite it.")
+    result = metrics.evaluate(
+        sampler, dataset, metrics=names, n=args.n, features=features, split=args.split,
+        seed=args.seed, batch_size=args.batch_size, weights=args.weights,
+    )
+    protocol = result["protocol"]
+    print(
+        f"\n{source} against {dataset}"
+        + (f" ({protocol['split']} split)" if protocol["split"] else "")
+        + f": {protocol['n_generated']} generated, {protocol['n_real']} real, {protocol['features']} features"
+    )
+    for key, value in result["metrics"].items():
+        print(f"  {key:14s} {value:.4f}" if isinstance(value, float) else f"  {key:14s} {value}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"Wrote {out}")
 
 
 # -------------------------------------------------------------- export

@@ -2,7 +2,9 @@
 
 `load(name, ...)` understands:
 
-- `digits`: scikit-learn's bundled 8x8 handwritten digits (1,797 images), offline;
+- `digits`: scikit-learn's bundled 8x8 handwritten digits, offline: split
+  `train` (1,437 images), `test` (360, held out for evaluation, ~36 per class)
+  or `all` (1,797);
 - `ring`: 8 Gaussians (std 0.01) on the unit circle at angles 2*pi*k/8;
 - `grid`: 25 Gaussians (std 0.05) at {-4, -2, 0, 2, 4}^2;
 - a folder of images (sub-folders are classes when `with_labels=True`);
@@ -56,7 +58,8 @@ def load(
         batch_size: global batch size.
         channels: 1 or 3 to convert images; `None` keeps the native channels.
         with_labels: yield `(samples, labels)` instead of samples.
-        split: TFDS split (`train`, `test`, `train[:10%]`, ...).
+        split: `train`, `test` or `all` for digits; any TFDS split
+            (`train`, `test`, `train[:10%]`, ...). Mixtures have no split.
         seed: shuffling (and mixture sampling) seed.
         num_examples: size of a generated mixture (default 25,600) or a cap
             on the others.
@@ -74,7 +77,7 @@ def load(
         ds = tf.data.Dataset.from_tensor_slices(mixture_samples(name, num_examples or 25600, seed))
         return _finish(ds, batch_size, shuffle, seed, drop_remainder, cache=False)
     if name == "digits":
-        images, labels = _digits()
+        images, labels = digits_arrays(split)
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
     elif Path(os.fspath(name)).is_dir():
         ds = _folder(Path(name), with_labels)
@@ -108,13 +111,31 @@ def _finish(ds, batch_size, shuffle, seed, drop_remainder, cache):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _digits():
+DIGITS_SPLITS = ("train", "test", "all")
+
+
+def digits_arrays(split="train"):
+    """scikit-learn's digits as `(images [n, 8, 8, 1] in [0, 1], labels int32)`.
+
+    `test` is a fixed, stratified 20 % (about 36 images per class) held out for
+    evaluation; `train` is the rest. GANs train on `train` and are scored
+    against `test`, so evaluation never measures memorised images.
+    """
+    if split not in DIGITS_SPLITS:
+        raise ValueError(f"digits has the splits {', '.join(DIGITS_SPLITS)}; got split={split!r}.")
     from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     # Pixel values are 0..16: scale to [0, 1]; `_prepare_image` maps to [-1, 1].
     images = (digits.images[..., None] / 16.0).astype("float32")
-    return images, digits.target.astype("int32")
+    labels = digits.target.astype("int32")
+    if split == "all":
+        return images, labels
+    train_x, test_x, train_y, test_y = train_test_split(
+        images, labels, test_size=360, stratify=labels, random_state=0
+    )
+    return (train_x, train_y) if split == "train" else (test_x, test_y)
 
 
 def _prepare_image(image, image_size, channels):

@@ -39,3 +39,17 @@ def batch_for(model, n=8, seed=0):
 def _seeded():
     keras.utils.set_random_seed(0)
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def digits_cache(tmp_path_factory):
+    """One digits classifier for the whole session, trained on first use,
+    in a fresh cache so the tests never depend on a user's ~/.cache."""
+    path = tmp_path_factory.mktemp("ganzoo_cache")
+    previous = os.environ.get("GANZOO_CACHE")
+    os.environ["GANZOO_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("GANZOO_CACHE", None)
+    else:
+        os.environ["GANZOO_CACHE"] = previous

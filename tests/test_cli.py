@@ -20,7 +20,7 @@ TINY_DCGAN = ["dcgan", "--epochs", "1", "--batch-size", "32", "--image-size", "1
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "dcgan"
-    assert cli.main(["train", *TINY_DCGAN, "--out", str(out)]) == 0
+    assert cli.main(["train", *TINY_DCGAN, "--out", str(out), "--eval-every", "1"]) == 0
     return out
 
 
@@ -29,6 +29,7 @@ def test_train_writes_the_run(run_dir):
     assert Image.open(run_dir / "samples" / "epoch_001.png").size[0] > 64
     history = json.loads((run_dir / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1] and np.isfinite(history[0]["d_loss"])
+    assert history[0]["fid"] > 0 and "kid" in history[0]  # --eval-every 1
     assert (run_dir / "model.keras").exists()
     assert (run_dir / "saved_model" / "1" / "saved_model.pb").exists()
     assert any((run_dir / "logs" / "train").iterdir())
@@ -88,6 +89,28 @@ def test_export_and_saved_model_cli(run_dir, tmp_path):
          "--input_exprs", f"z={z}"], capture_output=True, text=True, check=True,
     )
     assert "Result for output key images" in ran.stdout
+
+
+def test_evaluate_a_run_and_a_saved_model(run_dir, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    args = ["evaluate", str(run_dir), "--n", "100", "--metrics", "fid,kid,is", "--out", str(out)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "fid" in printed and "100 generated" in printed and f"Wrote {out}" in printed
+    result = json.loads(out.read_text())
+    assert result["metrics"]["fid"] > 0 and result["protocol"]["dataset"] == "digits"  # the run's dataset
+    assert result["protocol"]["n_real"] == 100 and result["protocol"]["features"] == "digits"
+    assert cli.main(args) == 2 and "exists" in capsys.readouterr().err  # never overwritten silently
+    assert cli.main([*args, "--force"]) == 0
+    # The SavedModel generates the same samples from the same seed: the same FID.
+    saved = ["evaluate", str(run_dir / "saved_model" / "1"), "--n", "100", "--metrics", "fid,kid,is"]
+    assert cli.main([*saved, "--out", str(tmp_path / "b.json")]) == 2
+    assert "--dataset" in capsys.readouterr().err
+    assert cli.main([*saved, "--dataset", "digits", "--out", str(tmp_path / "b.json")]) == 0
+    again = json.loads((tmp_path / "b.json").read_text())
+    assert again["metrics"]["fid"] == pytest.approx(result["metrics"]["fid"], rel=1e-3)
+    assert cli.main(["evaluate", str(run_dir), "--metrics", "mode_coverage", "--out", str(tmp_path / "c.json")]) == 2
+    assert "mixtures" in capsys.readouterr().err
 
 
 def test_bad_commands(capsys):

@@ -17,7 +17,7 @@ def test_digits_images_in_range():
     assert batch.shape == (64, 32, 32, 1) and batch.dtype == tf.float32
     assert float(tf.reduce_min(batch)) >= -1 and float(tf.reduce_max(batch)) <= 1
     assert float(tf.reduce_min(batch)) < -0.9 and float(tf.reduce_max(batch)) > 0.9
-    assert sum(1 for _ in ds) == 1797 // 64  # drop_remainder
+    assert sum(1 for _ in ds) == 1437 // 64  # the train split, drop_remainder
 
 
 def test_digits_native_size_labels_and_channels():
@@ -103,3 +103,14 @@ def test_bad_arguments():
         ganzoo.data.load("ring", with_labels=True)
     with pytest.raises(ValueError, match="channels"):
         ganzoo.data.load("digits", channels=2)
+
+
+def test_digits_splits_are_disjoint_and_stratified():
+    train, train_labels = ganzoo.data.digits_arrays("train")
+    test, test_labels = ganzoo.data.digits_arrays("test")
+    assert len(train) == 1437 and len(test) == 360 and len(ganzoo.data.digits_arrays("all")[0]) == 1797
+    assert set(np.bincount(test_labels)) <= {35, 36, 37}  # stratified
+    train_rows = {row.tobytes() for row in train}
+    assert sum(row.tobytes() in train_rows for row in test) < 5  # the data set has a few duplicate images
+    with pytest.raises(ValueError, match="train, test, all"):
+        ganzoo.data.load("digits", split="validation")

@@ -1,4 +1,4 @@
-"""Metrics that tell whether a GAN is any good."""
+"""Mode coverage on the 2D Gaussian mixtures `ring` and `grid`."""
 
 import numpy as np
 

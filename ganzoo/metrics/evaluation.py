@@ -1,0 +1,275 @@
+"""Streaming evaluation: features of real and generated samples, batch by
+batch, then every requested metric, with the protocol recorded beside them.
+
+    result = ganzoo.metrics.evaluate(model, "digits", metrics=["fid", "kid"])
+    result["metrics"]["fid"], result["protocol"]["n_real"]
+"""
+
+import datetime
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from ganzoo.metrics import distances
+from ganzoo.metrics.features import get_extractor
+from ganzoo.metrics.mixtures import mode_coverage
+
+# Each metric name and the keys it adds to the results.
+METRICS = {
+    "fid": ("fid",),
+    "kid": ("kid", "kid_std"),
+    "is": ("is", "is_std"),
+    "precision_recall": ("precision", "recall"),
+    "density_coverage": ("density", "coverage"),
+    "mode_coverage": ("modes", "total_modes", "high_quality", "kl"),
+}
+IMAGE_METRICS = ("fid", "kid", "is", "precision_recall", "density_coverage")
+MIXTURE_METRICS = ("mode_coverage", "fid", "kid", "precision_recall", "density_coverage")
+RUN_MODEL_FILE = "model.keras"  # what `ganzoo train` writes in a run folder
+MODE_COVERAGE_SAMPLES = 2500  # the protocol of VEEGAN / GDPP, Table 1
+
+
+@dataclass
+class Features:
+    """Features of one sample set, and class probabilities where the extractor has them."""
+
+    features: np.ndarray
+    probabilities: np.ndarray = None
+    samples: np.ndarray = None  # kept only for 2D mixtures (mode coverage)
+
+
+def default_metrics(dataset, data_shape):
+    from ganzoo.data import MIXTURES
+
+    return MIXTURE_METRICS if dataset in MIXTURES else IMAGE_METRICS
+
+
+def default_features(dataset, data_shape):
+    if len(data_shape) == 1:
+        return "raw"
+    return "digits" if dataset == "digits" else "inception"
+
+
+def check_metrics(names, extractor, dataset):
+    from ganzoo.data import MIXTURES
+
+    names = list(names)
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise ValueError(f"Unknown metric {', '.join(map(repr, unknown))}. Choose from: {', '.join(METRICS)}.")
+    if "is" in names and not extractor.has_probabilities:
+        raise ValueError(
+            f"The Inception Score needs class probabilities, which the {extractor.name!r} "
+            "features do not have; use features 'digits' or 'inception', or drop 'is'."
+        )
+    if "mode_coverage" in names and dataset not in MIXTURES:
+        raise ValueError(f"mode_coverage is defined for the mixtures {sorted(MIXTURES)}, not {dataset!r}.")
+    return names
+
+
+def extract(extractor, batches, total, label, progress=True, keep_samples=False):
+    """Run `extractor` over an iterable of sample batches (NumPy, tensors, or
+    `(samples, labels)` tuples), at most `total` samples, with a progress bar."""
+    features, probabilities, samples = [], [], []
+    bar = keras.utils.Progbar(total, unit_name=label) if progress else None
+    seen = 0
+    for batch in batches:
+        if isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        batch = np.asarray(batch, "float32")[: total - seen]
+        f, p = extractor(batch)
+        features.append(f)
+        if p is not None:
+            probabilities.append(p)
+        if keep_samples:
+            samples.append(batch)
+        seen += len(batch)
+        if bar:
+            bar.update(seen)
+        if seen >= total:
+            break
+    if not features:
+        raise ValueError(f"No {label} samples to evaluate.")
+    return Features(
+        np.concatenate(features),
+        np.concatenate(probabilities) if probabilities else None,
+        np.concatenate(samples) if keep_samples else None,
+    )
+
+
+def real_batches(dataset, data_shape, n, split="test", batch_size=250, seed=0):
+    """Batches of real samples shaped like the generator's, unshuffled."""
+    from ganzoo import data
+
+    if len(data_shape) == 1:
+        if dataset not in data.MIXTURES:
+            raise ValueError(f"A generator of vectors {list(data_shape)} can only be evaluated on {sorted(data.MIXTURES)}.")
+        # A fresh draw, not the training stream (seeded differently).
+        samples = data.mixture_samples(dataset, n, seed=10_000 + seed)
+        return (samples[i : i + batch_size] for i in range(0, n, batch_size))
+    return data.load(
+        dataset, image_size=data_shape[0], channels=data_shape[-1], batch_size=batch_size,
+        split=split, shuffle=False, drop_remainder=False, num_examples=n,
+    ).as_numpy_iterator()
+
+
+def generated_batches(generate, latent_dim, n, batch_size=250, seed=0):
+    """Batches of `generate(z)` for `n` latent vectors drawn from `seed`."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, batch_size):
+        z = rng.standard_normal((min(batch_size, n - start), latent_dim)).astype("float32")
+        yield np.asarray(generate(z))
+
+
+def compute_metrics(names, real, fake, mixture=None, seed=0, kid_subsets=100, kid_subset_size=1000):
+    """The metrics `names` from two `Features`, as a flat dict of floats."""
+    results = {}
+    # Precision/recall and density/coverage assume equally many samples of
+    # each kind (their k-NN radii depend on the sample size).
+    m = min(len(real.features), len(fake.features))
+    for name in names:
+        if name == "fid":
+            results["fid"] = distances.frechet_distance(real.features, fake.features)
+        elif name == "kid":
+            results["kid"], results["kid_std"] = distances.kernel_distance(
+                real.features, fake.features, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed
+            )
+        elif name == "is":
+            results["is"], results["is_std"] = distances.inception_score(fake.probabilities)
+        elif name == "precision_recall":
+            results["precision"], results["recall"] = distances.precision_recall(
+                real.features[:m], fake.features[:m], k=3
+            )
+        elif name == "density_coverage":
+            results["density"], results["coverage"] = distances.density_coverage(
+                real.features[:m], fake.features[:m], k=5
+            )
+        elif name == "mode_coverage":
+            results.update(mode_coverage(fake.samples[:MODE_COVERAGE_SAMPLES], mixture))
+    return results
+
+
+def evaluate(
+    generator,
+    dataset="digits",
+    metrics=None,
+    n=None,
+    features=None,
+    split="test",
+    seed=0,
+    batch_size=250,
+    weights=None,
+    progress=True,
+):
+    """Score a generator against real data.
+
+    Args:
+        generator: a `ganzoo.GAN`, or a `Sampler` (see `ganzoo.metrics.load_sampler`).
+        dataset: the real data: `digits`, `ring`, `grid`, a folder or a TFDS name.
+        metrics: names from `METRICS`; default: all that apply.
+        n: generated samples (default 10,000 for images, 2,500 for mixtures);
+            real samples are at most `n` from `split`.
+        features: `digits`, `inception`, `raw`, or a Keras model; default
+            `digits` on digits, `raw` for vectors, `inception` otherwise.
+        split: the real split; `test` holds images the GAN never saw.
+        seed: seed of the latent noise and of KID's subsets.
+        weights: path of the Inception weights file.
+
+    Returns:
+        `{"metrics": {...}, "protocol": {...}}`: the numbers, and everything
+        needed to reproduce them (sample counts, split, extractor and its
+        weights' hash, image size, seed).
+    """
+    from ganzoo import __version__
+    from ganzoo.data import MIXTURES
+
+    sampler = as_sampler(generator)
+    data_shape = tuple(sampler.data_shape)
+    n = int(n or (MODE_COVERAGE_SAMPLES if dataset in MIXTURES else 10_000))
+    if n < 2:
+        raise ValueError(f"n must be at least 2, got {n}.")
+    extractor = get_extractor(features or default_features(dataset, data_shape), weights=weights)
+    names = check_metrics(metrics or default_metrics(dataset, data_shape), extractor, dataset)
+    real = extract(extractor, real_batches(dataset, data_shape, n, split, batch_size, seed), n, "real", progress)
+    fake = extract(
+        extractor, generated_batches(sampler.generate, sampler.latent_dim, n, batch_size, seed), n,
+        "generated", progress, keep_samples="mode_coverage" in names,
+    )
+    kid_subset_size = min(1000, len(real.features), len(fake.features))
+    results = compute_metrics(names, real, fake, mixture=dataset, seed=seed, kid_subset_size=kid_subset_size)
+    protocol = {
+        "generator": sampler.source,
+        "dataset": dataset,
+        "split": None if dataset in MIXTURES else split,
+        "n_real": len(real.features),
+        "n_generated": len(fake.features),
+        "features": extractor.name,
+        "feature_dim": int(real.features.shape[1]),
+        "weights_sha256": extractor.weights_sha256,
+        "data_shape": list(data_shape),
+        "seed": seed,
+        "metrics": names,
+        "kid": {"subsets": 100, "subset_size": kid_subset_size, "kernel": "(x.y/d + 1)^3"},
+        "precision_recall": {"k": 3, "n": min(len(real.features), len(fake.features))},
+        "density_coverage": {"k": 5, "n": min(len(real.features), len(fake.features))},
+        "mode_coverage": {"n": min(MODE_COVERAGE_SAMPLES, n), "high_quality": "within 3 std"},
+        "ganzoo_version": __version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return {"metrics": results, "protocol": protocol}
+
+
+@dataclass
+class Sampler:
+    """A generator as the metrics see it: `generate(z) -> samples`."""
+
+    generate: callable
+    latent_dim: int
+    data_shape: tuple
+    source: str = "in-memory model"
+
+
+def as_sampler(generator):
+    """A `Sampler` from a `ganzoo.GAN`, a run folder or a SavedModel folder."""
+    import tensorflow as tf
+
+    if isinstance(generator, Sampler):
+        return generator
+    if isinstance(generator, (str, os.PathLike)):
+        return load_sampler(generator)
+    if hasattr(generator, "generator") and hasattr(generator, "latent_dim"):
+        network = generator.generator
+        # One compiled graph for every batch, instead of eager layer calls.
+        generate = tf.function(lambda z: network(z, training=False), reduce_retracing=True)
+        return Sampler(lambda z: generate(z).numpy(), generator.latent_dim, tuple(generator.data_shape), generator.name)
+    raise TypeError(f"Expected a ganzoo GAN, a run folder or a SavedModel folder, got {type(generator).__name__}.")
+
+
+def load_sampler(path):
+    """A `Sampler` from a run folder (its `model.keras`) or a SavedModel."""
+    import tensorflow as tf
+
+    path = Path(path)
+    if (path / RUN_MODEL_FILE).exists():
+        import ganzoo  # noqa: F401  (registers the model classes for load_model)
+
+        sampler = as_sampler(keras.models.load_model(path / RUN_MODEL_FILE))
+        sampler.source = os.fspath(path)
+        return sampler
+    if (path / "saved_model.pb").exists():
+        from ganzoo.export import load_serving
+
+        loaded, info = load_serving(path)
+        serve = loaded.signatures["serving_default"]
+        if "latent_dim" not in info:
+            raise ValueError(f"{path}: its serving_default signature takes no latent vector 'z'.")
+        shape = info.get("data_shape") or serve.structured_outputs["images"].shape[1:]
+        return Sampler(
+            lambda z: serve(z=tf.constant(z))["images"].numpy(), info["latent_dim"], tuple(shape), os.fspath(path)
+        )
+    raise FileNotFoundError(
+        f"{path} is neither a run folder (with {RUN_MODEL_FILE}) nor a SavedModel (with saved_model.pb)."
+    )
