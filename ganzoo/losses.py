@@ -70,6 +70,25 @@ def wasserstein_generator_loss(fake_logits):
     return -_mean(fake_logits)
 
 
+def gradient_penalty(critic, real, fake, alpha, weight=10.0):
+    """weight * E[(||grad D(x_hat)||_2 - 1)^2] at x_hat = fake + alpha (real - fake).
+
+    Gulrajani et al. 2017 (WGAN-GP), eq. 3, with `alpha` uniform in [0, 1] of
+    shape `[batch, 1, ...]`. A small epsilon inside the square root keeps the
+    gradient of the norm finite where the critic's gradient is zero.
+    """
+    import tensorflow as tf
+
+    x_hat = fake + alpha * (real - fake)
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = critic(x_hat, training=True)
+    gradients = tape.gradient(scores, x_hat)
+    axes = list(range(1, len(gradients.shape)))
+    norms = ops.sqrt(ops.sum(ops.square(ops.cast(gradients, "float32")), axis=axes) + 1e-12)
+    return weight * _mean(ops.square(norms - 1.0))
+
+
 LOSSES = {
     "minimax": (minimax_generator_loss, minimax_discriminator_loss),
     "non_saturating": (non_saturating_generator_loss, non_saturating_discriminator_loss),

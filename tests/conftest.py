@@ -20,6 +20,8 @@ import ganzoo  # noqa: E402
 TINY = {
     "vanilla": dict(data_shape=(2,), latent_dim=4, network_args={"hidden_units": [16, 16]}),
     "dcgan": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
+    "wgan": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
+    "wgan_gp": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
 }
 
 

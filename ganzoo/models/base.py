@@ -142,19 +142,21 @@ class GAN(keras.Model):
         """Called after each discriminator update (e.g. to clip weights)."""
 
     def sample_noise(self, batch_size):
-        """This replica's share of the noise for a global batch.
+        """This replica's share of the latent noise z ~ N(0, I) for a global batch."""
+        return self.replica_random(keras.random.normal, batch_size, (self.latent_dim,))
+
+    def replica_random(self, draw, batch_size, shape=()):
+        """This replica's rows of `draw((global batch, *shape))`.
 
         The seed state is mirrored, so every replica draws the same
-        global-batch noise and keeps its own rows: one replica and N replicas
-        see the same noise for the same global batch.
+        global-batch values and keeps its own rows: one replica and N replicas
+        see the same randomness for the same global batch.
         """
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync if context else 1
         replica = context.replica_id_in_sync_group if context else 0
-        z = keras.random.normal(
-            (batch_size * replicas, self.latent_dim), seed=self.seed_generator
-        )
-        return z[replica * batch_size : (replica + 1) * batch_size]
+        values = draw((batch_size * replicas, *shape), seed=self.seed_generator)
+        return values[replica * batch_size : (replica + 1) * batch_size]
 
     # ------------------------------------------------------------- steps
     @property

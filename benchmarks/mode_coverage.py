@@ -1,0 +1,92 @@
+"""Mode coverage of vanilla GAN, WGAN and WGAN-GP on the 2D mixtures.
+
+    python benchmarks/mode_coverage.py [--models vanilla wgan wgan_gp] [--mixtures ring grid]
+                                       [--seeds 5] [--json results.json]
+
+The protocol of VEEGAN (Srivastava et al. 2017) and GDPP (Elfeki et al. 2019),
+Table 1: after training, draw 2,500 samples; a sample is high quality within
+3 standard deviations of its nearest mode, and a mode is covered when a
+high-quality sample has it as nearest mode. Every model uses MLP networks of
+3 x 512 units and batch 256; the other settings are each entry's YAML
+defaults for `network="mlp"` plus the overrides in RECIPES, and the number
+of generator steps in STEPS. Prints mean +- std over seeds, with the
+training steps and the wall time of one run.
+"""
+
+import argparse
+import json
+import time
+
+import keras
+import numpy as np
+
+import ganzoo
+
+# Published figures (VEEGAN / GDPP, Table 1): modes and % high quality.
+PUBLISHED = {
+    ("grid", "GAN"): (3.3, 0.5), ("grid", "WGAN-GP"): (24.2, 28.7), ("grid", "GDPP"): (24.8, 68.5),
+    ("ring", "GAN"): (1.0, 99.3), ("ring", "WGAN-GP"): (6.8, 59.6), ("ring", "GDPP"): (8.0, 71.7),
+}
+MLP = {"network": "mlp", "data_shape": (2,), "network_args": {"hidden_units": [512, 512, 512]}}
+RECIPES = {
+    "vanilla": {"latent_dim": 2},
+    "wgan": {"latent_dim": 2},
+    "wgan_gp": {"latent_dim": 2},
+}
+STEPS = {"vanilla": 4000, "wgan": 4000, "wgan_gp": 4000}  # generator steps
+BATCH = 256
+
+
+def run(name, mixture, seed, steps):
+    keras.utils.set_random_seed(seed)
+    model = ganzoo.load(name, **MLP, **RECIPES[name], seed=seed, jit_compile=False)
+    epochs = steps // 100
+    data = ganzoo.data.load(mixture, batch_size=BATCH, seed=seed, num_examples=100 * BATCH)
+    started = time.perf_counter()
+    model.fit(data, epochs=epochs, verbose=0)
+    seconds = time.perf_counter() - started
+    result = ganzoo.metrics.mode_coverage(model.generate(2500, seed=seed), mixture)
+    return {**result, "seconds": seconds, "steps": epochs * 100}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["vanilla", "wgan", "wgan_gp"])
+    parser.add_argument("--mixtures", nargs="+", default=["ring", "grid"])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--steps", type=int, help="generator steps (default: STEPS per model)")
+    parser.add_argument("--json", help="write every run's figures here")
+    args = parser.parse_args()
+
+    rows, runs = [], []
+    for mixture in args.mixtures:
+        for name in args.models:
+            results = []
+            for seed in range(args.seeds):
+                result = run(name, mixture, seed, args.steps or STEPS[name])
+                results.append(result)
+                runs.append({"model": name, "mixture": mixture, "seed": seed, **result})
+                print(f"  {mixture:4s} {name:8s} seed {seed}: {result['modes']}/{result['total_modes']} modes, "
+                      f"{100 * result['high_quality']:.1f}% high quality, kl {result['kl']:.3f}, "
+                      f"{result['steps']} steps in {result['seconds']:.0f}s", flush=True)
+            modes = np.array([r["modes"] for r in results], float)
+            quality = 100 * np.array([r["high_quality"] for r in results])
+            rows.append((mixture, name, modes, quality, results[0]["steps"], np.mean([r["seconds"] for r in results])))
+
+    print("\n| mixture | model | modes (mean ± std) | high quality % (mean ± std) | every seed all modes | "
+          "generator steps | seconds per run |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for mixture, name, modes, quality, steps, seconds in rows:
+        total = 8 if mixture == "ring" else 25
+        print(f"| {mixture} | {name} | {modes.mean():.1f} ± {modes.std():.1f} | {quality.mean():.1f} ± {quality.std():.1f} "
+              f"| {'yes' if (modes == total).all() else 'no'} | {steps} | {seconds:.0f} |")
+    for (mixture, model), (m, q) in PUBLISHED.items():
+        if mixture in args.mixtures:
+            print(f"| {mixture} | {model} (published) | {m} | {q} | | | |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(runs, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
