@@ -26,7 +26,12 @@ def test_discriminator_step_changes_only_the_discriminator(name):
     g, d = values(model.generator.trainable_variables), values(model.discriminator.trainable_variables)
     model.discriminator_step(tf.constant(batch_for(model)))
     assert not any(changed(g, model.generator.trainable_variables))
-    assert all(changed(d, model.discriminator.trainable_variables))
+    moved = changed(d, model.discriminator.trainable_variables)
+    if model.gan_loss == "wasserstein":
+        # E[D(fake)] - E[D(real)] cancels the critic's output bias: its gradient is 0.
+        assert moved == [True] * (len(moved) - 1) + [False]
+    else:
+        assert all(moved)
 
 
 @pytest.mark.parametrize("name", ENTRIES)
@@ -94,7 +99,7 @@ def test_save_load_keeps_weights_and_optimizer_state(name, tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     for opt in ("g_optimizer", "d_optimizer"):
         original, restored = getattr(model, opt).variables, getattr(loaded, opt).variables
-        assert int(getattr(loaded, opt).iterations) == 2
+        assert int(getattr(loaded, opt).iterations) == int(getattr(model, opt).iterations) >= 2
         for a, b in zip(original, restored):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     # Training resumes where it stopped: one more epoch gives the same weights.

@@ -39,7 +39,7 @@ def test_gradient_penalty_has_a_finite_gradient_at_zero():
     with tf.GradientTape() as tape:
         penalty = losses.gradient_penalty(critic, x, -x, tf.fill((4, 1), 0.5))
     gradient = tape.gradient(penalty, critic.trainable_variables)[0]
-    assert float(penalty) == pytest.approx(10.0) and np.isfinite(gradient.numpy()).all()
+    assert float(penalty) == pytest.approx(10.0, abs=1e-4) and np.isfinite(gradient.numpy()).all()
 
 
 def test_wgan_gp_adds_the_penalty_to_the_critic_loss():
