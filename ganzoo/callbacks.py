@@ -77,7 +77,7 @@ class EvaluationCallback(keras.callbacks.Callback):
             raise ValueError(f"every must be positive and n at least 2, got every={every}, n={n}.")
         self.dataset, self.metric_names, self.every, self.n = dataset, list(metrics), every, n
         self.features, self.split, self.seed, self.batch_size, self.weights = features, split, seed, batch_size, weights
-        self._extractor = self._real = None
+        self._extractor = self._real = self._sampler = None
 
     def on_train_begin(self, logs=None):
         from ganzoo.metrics import evaluation, get_extractor
@@ -91,13 +91,14 @@ class EvaluationCallback(keras.callbacks.Callback):
         evaluation.check_metrics(self.metric_names, self._extractor, self.dataset)
         batches = evaluation.real_batches(self.dataset, shape, self.n, self.split, self.batch_size, self.seed)
         self._real = evaluation.extract(self._extractor, batches, self.n, "real", progress=False)
+        self._sampler = evaluation.as_sampler(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         from ganzoo.metrics import evaluation
 
         if (epoch + 1) % self.every or logs is None:
             return
-        sampler = evaluation.as_sampler(self.model)
+        sampler = self._sampler
         fake = evaluation.extract(
             self._extractor,
             evaluation.generated_batches(sampler.generate, sampler.latent_dim, self.n, self.batch_size, self.seed),

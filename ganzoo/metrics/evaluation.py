@@ -41,7 +41,7 @@ class Features:
     samples: np.ndarray = None  # kept only for 2D mixtures (mode coverage)
 
 
-def default_metrics(dataset, data_shape):
+def default_metrics(dataset):
     from ganzoo.data import MIXTURES
 
     return MIXTURE_METRICS if dataset in MIXTURES else IMAGE_METRICS
@@ -192,7 +192,7 @@ def evaluate(
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}.")
     extractor = get_extractor(features or default_features(dataset, data_shape), weights=weights)
-    names = check_metrics(metrics or default_metrics(dataset, data_shape), extractor, dataset)
+    names = check_metrics(metrics or default_metrics(dataset), extractor, dataset)
     real = extract(extractor, real_batches(dataset, data_shape, n, split, batch_size, seed), n, "real", progress)
     fake = extract(
         extractor, generated_batches(sampler.generate, sampler.latent_dim, n, batch_size, seed), n,
@@ -212,10 +212,12 @@ def evaluate(
         "data_shape": list(data_shape),
         "seed": seed,
         "metrics": names,
-        "kid": {"subsets": 100, "subset_size": kid_subset_size, "kernel": "(x.y/d + 1)^3"},
-        "precision_recall": {"k": 3, "n": min(len(real.features), len(fake.features))},
-        "density_coverage": {"k": 5, "n": min(len(real.features), len(fake.features))},
-        "mode_coverage": {"n": min(MODE_COVERAGE_SAMPLES, n), "high_quality": "within 3 std"},
+        **{name: settings for name, settings in {
+            "kid": {"subsets": 100, "subset_size": kid_subset_size, "kernel": "(x.y/d + 1)^3"},
+            "precision_recall": {"k": 3, "n": min(len(real.features), len(fake.features))},
+            "density_coverage": {"k": 5, "n": min(len(real.features), len(fake.features))},
+            "mode_coverage": {"n": min(MODE_COVERAGE_SAMPLES, n), "high_quality": "within 3 std"},
+        }.items() if name in names},
         "ganzoo_version": __version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
