@@ -2,6 +2,7 @@
 
     python benchmarks/mode_coverage.py [--models vanilla wgan wgan_gp] [--mixtures ring grid]
                                        [--seeds 5] [--json results.json]
+    python benchmarks/mode_coverage.py --table results.json [more.json ...]
 
 The protocol of VEEGAN (Srivastava et al. 2017) and GDPP (Elfeki et al. 2019),
 Table 1: after training, draw 2,500 samples; a sample is high quality within
@@ -68,37 +69,50 @@ def main():
     parser.add_argument("--mixtures", nargs="+", default=["ring", "grid"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, help=f"generator steps (default {STEPS})")
-    parser.add_argument("--json", help="write every run's figures here")
+    parser.add_argument("--json", help="write every run's figures here, after each run")
+    parser.add_argument("--table", nargs="+", metavar="JSON", help="only print the table of runs saved with --json")
     args = parser.parse_args()
 
-    rows, runs = [], []
-    for mixture in args.mixtures:
-        for name in args.models:
-            results = []
-            for seed in range(args.seeds):
-                result = run(name, mixture, seed, args.steps or STEPS)
-                results.append(result)
-                runs.append({"model": name, "mixture": mixture, "seed": seed, **result})
-                print(f"  {mixture:4s} {name:8s} seed {seed}: {result['modes']}/{result['total_modes']} modes, "
-                      f"{100 * result['high_quality']:.1f}% high quality, kl {result['kl']:.3f}, "
-                      f"{result['steps']} steps in {result['seconds']:.0f}s", flush=True)
-            modes = np.array([r["modes"] for r in results], float)
-            quality = 100 * np.array([r["high_quality"] for r in results])
-            rows.append((mixture, name, modes, quality, results[0]["steps"], np.mean([r["seconds"] for r in results])))
+    if args.table:
+        runs = [r for path in args.table for r in json.load(open(path))]
+    else:
+        runs = []
+        for mixture in args.mixtures:
+            for name in args.models:
+                for seed in range(args.seeds):
+                    result = run(name, mixture, seed, args.steps or STEPS)
+                    runs.append({"model": name, "mixture": mixture, "seed": seed, **result})
+                    print(f"  {mixture:4s} {name:8s} seed {seed}: {result['modes']}/{result['total_modes']} modes, "
+                          f"{100 * result['high_quality']:.1f}% high quality, kl {result['kl']:.3f}, "
+                          f"{result['steps']} steps in {result['seconds']:.0f}s", flush=True)
+                    if args.json:
+                        with open(args.json, "w") as handle:
+                            json.dump(runs, handle, indent=1)
+    print_table(runs)
 
-    print("\n| mixture | model | modes (mean ± std) | high quality % (mean ± std) | every seed all modes | "
+
+def print_table(runs):
+    rows = []
+    for mixture in dict.fromkeys(r["mixture"] for r in runs):
+        for name in dict.fromkeys(r["model"] for r in runs):
+            results = [r for r in runs if r["mixture"] == mixture and r["model"] == name]
+            if results:
+                modes = np.array([r["modes"] for r in results], float)
+                quality = 100 * np.array([r["high_quality"] for r in results])
+                seconds = np.mean([r["seconds"] for r in results])
+                rows.append((mixture, name, len(results), modes, quality, results[0]["steps"], seconds))
+    print("\n| mixture | model | seeds | modes (mean ± std) | high quality % (mean ± std) | all modes in every seed | "
           "generator steps | seconds per run |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for mixture, name, modes, quality, steps, seconds in rows:
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for mixture, name, seeds, modes, quality, steps, seconds in rows:
         total = 8 if mixture == "ring" else 25
-        print(f"| {mixture} | {name} | {modes.mean():.1f} ± {modes.std():.1f} | {quality.mean():.1f} ± {quality.std():.1f} "
-              f"| {'yes' if (modes == total).all() else 'no'} | {steps} | {seconds:.0f} |")
+        print(f"| {mixture} | {name} | {seeds} | {modes.mean():.1f} ± {modes.std():.1f} | "
+              f"{quality.mean():.1f} ± {quality.std():.1f} | {'yes' if (modes == total).all() else 'no'} | "
+              f"{steps} | {seconds:.0f} |")
+    mixtures = {r["mixture"] for r in runs}
     for (mixture, model), (m, q) in PUBLISHED.items():
-        if mixture in args.mixtures:
-            print(f"| {mixture} | {model} (published) | {m} | {q} | | | |")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(runs, handle, indent=1)
+        if mixture in mixtures:
+            print(f"| {mixture} | {model} (published) | | {m} | {q} | | | |")
 
 
 if __name__ == "__main__":
