@@ -98,14 +98,8 @@ class EvaluationCallback(keras.callbacks.Callback):
 
         if (epoch + 1) % self.every or logs is None:
             return
-        sampler = self._sampler
-        fake = evaluation.extract(
-            self._extractor,
-            evaluation.generated_batches(sampler.generate, sampler.latent_dim, self.n, self.batch_size, self.seed),
-            self.n, "generated", progress=False, keep_samples="mode_coverage" in self.metric_names,
+        fake = evaluation.generated_features(
+            self._extractor, self._sampler, self.n, self.metric_names, self.batch_size, self.seed, progress=False
         )
-        results = evaluation.compute_metrics(
-            self.metric_names, self._real, fake, mixture=self.dataset, seed=self.seed,
-            kid_subset_size=min(1000, len(self._real.features), self.n),
-        )
+        results = evaluation.compute_metrics(self.metric_names, self._real, fake, mixture=self.dataset, seed=self.seed)
         logs.update({key: float(value) for key, value in results.items()})

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ganzoo.metrics.evaluation import METRICS, RUN_MODEL_FILE as MODEL_FILE
+from ganzoo.metrics.evaluation import METRICS, MODE_COVERAGE_SAMPLES, RUN_MODEL_FILE as MODEL_FILE
 
 RUN_FILE = "run.json"
 EXPORT_DIR = "saved_model"  # a run's export: <run>/saved_model/1 (TF Serving layout)
@@ -182,7 +182,8 @@ def _evaluation_callback(dataset, asked, default):
     if not every:
         return []
     metrics = ("mode_coverage",) if dataset in MIXTURES else ("fid", "kid")
-    return [callbacks.EvaluationCallback(dataset, metrics=metrics, every=every, n=2500 if dataset in MIXTURES else 1000)]
+    n = MODE_COVERAGE_SAMPLES if dataset in MIXTURES else 1000
+    return [callbacks.EvaluationCallback(dataset, metrics=metrics, every=every, n=n)]
 
 
 def _parse_overrides(pairs):

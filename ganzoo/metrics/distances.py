@@ -20,12 +20,15 @@ def _features(x, name):
     return x
 
 
-def _same_width(real, fake):
+def _feature_pair(real_features, fake_features):
+    """Both feature sets as float64 `[n, d]`, checked to have one width."""
+    real, fake = _features(real_features, "real_features"), _features(fake_features, "fake_features")
     if real.shape[1] != fake.shape[1]:
         raise ValueError(
             f"real and fake features differ in width ({real.shape[1]} vs {fake.shape[1]}); "
             "compute both with the same feature extractor."
         )
+    return real, fake
 
 
 def feature_statistics(features):
@@ -60,8 +63,7 @@ def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2, eps=1e-6):
 def frechet_distance(real_features, fake_features):
     """The Fréchet distance between Gaussians fitted to two feature sets:
     FID (Heusel et al. 2017) when the features are Inception pool features."""
-    real, fake = _features(real_features, "real_features"), _features(fake_features, "fake_features")
-    _same_width(real, fake)
+    real, fake = _feature_pair(real_features, fake_features)
     return frechet_distance_from_statistics(*feature_statistics(real), *feature_statistics(fake))
 
 
@@ -73,8 +75,7 @@ def kernel_distance(real_features, fake_features, num_subsets=100, subset_size=1
     `min(subset_size, n_real, n_fake)` samples each. Unbiased, so it can be
     slightly negative when the two sets come from one distribution.
     """
-    real, fake = _features(real_features, "real_features"), _features(fake_features, "fake_features")
-    _same_width(real, fake)
+    real, fake = _feature_pair(real_features, fake_features)
     m = min(subset_size, len(real), len(fake))
     d = real.shape[1]
     rng = np.random.default_rng(seed)
@@ -135,8 +136,7 @@ def precision_recall(real_features, fake_features, k=3):
     real manifold (quality). Recall: the fraction of real samples inside the
     fake manifold (diversity). Returns `(precision, recall)`.
     """
-    real, fake = _features(real_features, "real_features"), _features(fake_features, "fake_features")
-    _same_width(real, fake)
+    real, fake = _feature_pair(real_features, fake_features)
     precision = (_ball_counts(fake, real, _knn_radii(real, k)) > 0).mean()
     recall = (_ball_counts(real, fake, _knn_radii(fake, k)) > 0).mean()
     return float(precision), float(recall)
@@ -150,8 +150,7 @@ def density_coverage(real_features, fake_features, k=5):
     the fraction of real samples whose k-NN ball contains some fake sample.
     Returns `(density, coverage)`.
     """
-    real, fake = _features(real_features, "real_features"), _features(fake_features, "fake_features")
-    _same_width(real, fake)
+    real, fake = _feature_pair(real_features, fake_features)
     radii = _knn_radii(real, k)
     density = _ball_counts(fake, real, radii, strict=True).sum() / (k * len(fake))
     nearest_fake, _ = NearestNeighbors(n_neighbors=1).fit(fake).kneighbors(real)

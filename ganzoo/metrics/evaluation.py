@@ -124,6 +124,12 @@ def generated_batches(generate, latent_dim, n, batch_size=250, seed=0):
         yield np.asarray(generate(z))
 
 
+def generated_features(extractor, sampler, n, names, batch_size=250, seed=0, progress=True):
+    """`Features` of `n` samples of `sampler`, keeping the samples when mode coverage needs them."""
+    batches = generated_batches(sampler.generate, sampler.latent_dim, n, batch_size, seed)
+    return extract(extractor, batches, n, "generated", progress, keep_samples="mode_coverage" in names)
+
+
 def compute_metrics(names, real, fake, mixture=None, seed=0, kid_subsets=100, kid_subset_size=1000):
     """The metrics `names` from two `Features`, as a flat dict of floats."""
     results = {}
@@ -194,12 +200,9 @@ def evaluate(
     extractor = get_extractor(features or default_features(dataset, data_shape), weights=weights)
     names = check_metrics(metrics or default_metrics(dataset), extractor, dataset)
     real = extract(extractor, real_batches(dataset, data_shape, n, split, batch_size, seed), n, "real", progress)
-    fake = extract(
-        extractor, generated_batches(sampler.generate, sampler.latent_dim, n, batch_size, seed), n,
-        "generated", progress, keep_samples="mode_coverage" in names,
-    )
-    kid_subset_size = min(1000, len(real.features), len(fake.features))
-    results = compute_metrics(names, real, fake, mixture=dataset, seed=seed, kid_subset_size=kid_subset_size)
+    fake = generated_features(extractor, sampler, n, names, batch_size, seed, progress)
+    results = compute_metrics(names, real, fake, mixture=dataset, seed=seed)
+    kid_subset_size = min(1000, len(real.features), len(fake.features))  # what kernel_distance used
     protocol = {
         "generator": sampler.source,
         "dataset": dataset,
