@@ -15,24 +15,30 @@ class SampleGrid(keras.callbacks.Callback):
     """Write a picture of samples from fixed noise every `every` epochs.
 
     Files are `<out_dir>/epoch_NNN.png` (a grid for images, a scatter plot
-    for 2D data); the noise is drawn once from `seed`, so the series shows
-    the same latent points improving. With `log_dir`, the pictures also go to
+    for 2D data; for conditional models one row of `per_class` samples per
+    class); the noise is drawn once from `seed`, so the series shows the same
+    latent points improving. With `log_dir`, the pictures also go to
     TensorBoard under `samples`.
     """
 
-    def __init__(self, out_dir, every=1, n=64, seed=0, log_dir=None):
+    def __init__(self, out_dir, every=1, n=64, seed=0, log_dir=None, per_class=8):
         super().__init__()
-        if every < 1 or n < 1:
-            raise ValueError(f"every and n must be positive, got every={every}, n={n}.")
+        if every < 1 or n < 1 or per_class < 1:
+            raise ValueError(f"every, n and per_class must be positive, got {every}, {n}, {per_class}.")
         self.out_dir = Path(out_dir)
-        self.every, self.n, self.seed, self.log_dir = every, n, seed, log_dir
+        self.every, self.n, self.seed, self.log_dir, self.per_class = every, n, seed, log_dir, per_class
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        samples = self.model.generate(self.n, seed=self.seed)
-        image = visualize.picture(samples)
+        model = self.model
+        if model.conditional:
+            image = visualize.class_grid(
+                model.generate_from, model.latent_dim, range(model.num_classes), self.per_class, self.seed
+            )
+        else:
+            image = visualize.picture(model.generate(self.n, seed=self.seed))
         self.out_dir.mkdir(parents=True, exist_ok=True)
         image.save(self.out_dir / f"epoch_{epoch + 1:03d}.png")
         if self.log_dir:
@@ -88,7 +94,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         self._extractor = get_extractor(
             self.features or evaluation.default_features(self.dataset, shape), weights=self.weights
         )
-        evaluation.check_metrics(self.metric_names, self._extractor, self.dataset)
+        evaluation.check_metrics(self.metric_names, self._extractor, self.dataset, self.model.num_classes)
         batches = evaluation.real_batches(self.dataset, shape, self.n, self.split, self.batch_size, self.seed)
         self._real = evaluation.extract(self._extractor, batches, self.n, "real", progress=False)
         self._sampler = evaluation.as_sampler(self.model)

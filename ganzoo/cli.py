@@ -63,7 +63,10 @@ def _parser():
 
     p = commands.add_parser("sample", help="write a grid of samples from a run or a SavedModel")
     p.add_argument("source", help="a run folder or a SavedModel folder")
-    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--n", type=int, help="number of samples (default 64); for a conditional model, "
+                                         "samples per class (default 8)")
+    p.add_argument("--labels", help="conditional models: comma-separated classes, one row each "
+                                    "(default: every class)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -132,17 +135,23 @@ def cmd_train(args):
     keras.utils.set_random_seed(args.seed)
     model_shape = tuple(overrides.get("data_shape", config["model"]["data_shape"]))
     is_image = len(model_shape) == 3
+    conditional = registry.model_class(args.name).conditional
     dataset = data.load(
         settings["dataset"],
         image_size=settings["image_size"] or (model_shape[0] if is_image else None),
         channels=model_shape[-1] if is_image else None,
         batch_size=settings["batch_size"],
         seed=args.seed,
+        with_labels=conditional,
     )
-    data_shape = tuple(dataset.element_spec.shape[1:])
+    images_spec = dataset.element_spec[0] if conditional else dataset.element_spec
+    model_args = {**overrides, "data_shape": tuple(images_spec.shape[1:])}
+    if conditional and "num_classes" not in overrides:
+        model_args["num_classes"] = data.num_classes(settings["dataset"]) or config["model"]["num_classes"]
     strategy = distribute.get_strategy(args.strategy)
     with strategy.scope():
-        model = registry.load(args.name, **{**overrides, "data_shape": data_shape})
+        model = registry.load(args.name, **model_args)
+    data_shape = model.data_shape
     print(
         f"Training {args.name} on {settings['dataset']} {list(data_shape)} for {epochs} epochs "
         f"(batch {settings['batch_size']}, {strategy.num_replicas_in_sync} replica(s)) -> {out}"
@@ -150,7 +159,9 @@ def cmd_train(args):
         flush=True,
     )
     _write_run(out, settings, epochs, "running")
-    evaluation = _evaluation_callback(settings["dataset"], args.eval_every, defaults.get("eval_every", 0))
+    evaluation = _evaluation_callback(
+        settings["dataset"], args.eval_every, defaults.get("eval_every", 0), conditional
+    )
     started = time.time()
     model.fit(
         dataset,
@@ -172,7 +183,7 @@ def cmd_train(args):
     print(f"Done in {time.time() - started:.0f}s. Samples: {out / 'samples'}; SavedModel: {export_path}")
 
 
-def _evaluation_callback(dataset, asked, default):
+def _evaluation_callback(dataset, asked, default, conditional=False):
     """The in-training evaluation: on when asked, or by the model's default on
     the datasets whose feature extractor needs no download."""
     from ganzoo import callbacks
@@ -182,6 +193,8 @@ def _evaluation_callback(dataset, asked, default):
     if not every:
         return []
     metrics = ("mode_coverage",) if dataset in MIXTURES else ("fid", "kid")
+    if conditional and dataset == "digits":  # the digits classifier knows the classes
+        metrics += ("conditional_accuracy",)
     n = MODE_COVERAGE_SAMPLES if dataset in MIXTURES else 1000
     return [callbacks.EvaluationCallback(dataset, metrics=metrics, every=every, n=n)]
 
@@ -256,16 +269,42 @@ def cmd_sample(args):
     out = Path(args.out)
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists; choose another --out or pass --force to overwrite it.")
-    if args.n < 1:
+    if args.n is not None and args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}.")
     from ganzoo.metrics import load_sampler
     from ganzoo.models.base import latent_noise
 
     sampler = load_sampler(args.source)
-    samples = sampler.generate(latent_noise(args.n, sampler.latent_dim, args.seed))
+    if sampler.num_classes:
+        classes = _parse_labels(args.labels, sampler.num_classes)
+        per_class = args.n or 8
+        picture = visualize.class_grid(sampler.generate, sampler.latent_dim, classes, per_class, args.seed)
+        what = f"{per_class} samples of each of the classes {', '.join(map(str, classes))} (a row each)"
+    else:
+        if args.labels:
+            raise UsageError(f"{args.source} is not a conditional model: it takes no --labels.")
+        n = args.n or 64
+        picture = visualize.picture(sampler.generate(latent_noise(n, sampler.latent_dim, args.seed)))
+        what = f"{n} samples"
     out.parent.mkdir(parents=True, exist_ok=True)
-    visualize.picture(samples).save(out)
-    print(f"Wrote {args.n} samples to {out}")
+    picture.save(out)
+    print(f"Wrote {what} to {out}")
+
+
+def _parse_labels(text, num_classes):
+    if not text:
+        return list(range(num_classes))
+    try:
+        labels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--labels takes comma-separated class numbers such as 0,1,2; got {text!r}.") from None
+    bad = [label for label in labels if not 0 <= label < num_classes]
+    if not labels or bad:
+        raise UsageError(
+            f"--labels must be classes in 0..{num_classes - 1}; got {text!r}"
+            + (f" ({', '.join(map(str, bad))} out of range)." if bad else ".")
+        )
+    return labels
 
 
 def _load_run_model(run_dir):

@@ -73,7 +73,7 @@ def load(
         raise ValueError(f"channels must be 1, 3 or None, got {channels!r}.")
     if name in MIXTURES:
         if with_labels:
-            raise ValueError(f"{name!r} has no labels; use with_labels=False.")
+            raise ValueError(f"{name!r} has no labels; use with_labels=False. {_LABELLED_DATASETS}")
         ds = tf.data.Dataset.from_tensor_slices(mixture_samples(name, num_examples or 25600, seed))
         return _finish(ds, batch_size, shuffle, seed, drop_remainder, cache=False)
     if name == "digits":
@@ -92,6 +92,29 @@ def load(
     if not with_labels:
         ds = ds.map(lambda image, label: image)
     return _finish(ds, batch_size, shuffle, seed, drop_remainder, cache=True)
+
+
+_LABELLED_DATASETS = (
+    "Labelled datasets: digits, a TFDS dataset with a 'label' feature, or a folder with "
+    "one sub-folder of images per class."
+)
+
+
+def num_classes(name, data_dir=None):
+    """The number of classes of a labelled dataset (None if it has no labels)."""
+    if name in MIXTURES:
+        return None
+    if name == "digits":
+        return 10
+    if Path(os.fspath(name)).is_dir():
+        return len(_class_folders(Path(name))) or None
+    import tensorflow_datasets as tfds
+
+    try:
+        label = tfds.builder(name, data_dir=data_dir).info.features.get("label")
+    except Exception:  # noqa: BLE001 - unknown or unreadable: `load` gives the full error
+        return None
+    return getattr(label, "num_classes", None)
 
 
 def mixture_samples(name, n, seed=None):
@@ -158,6 +181,11 @@ def _folder(path, with_labels):
         raise ValueError(
             f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {path}."
         )
+    if with_labels and not _class_folders(path):
+        raise ValueError(
+            f"{path} has no sub-folders, so its images have no labels. Put each class's "
+            "images in its own sub-folder (e.g. cats/, dogs/), or use with_labels=False."
+        )
     import keras
 
     # Keras' loader reads, decodes and labels by sub-folder; batch and resize
@@ -173,6 +201,11 @@ def _folder(path, with_labels):
     if not with_labels:
         ds = ds.map(lambda image: (image, tf.constant(0, tf.int32)))
     return ds.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, tf.cast(label, tf.int32)))
+
+
+def _class_folders(path):
+    """The sub-folders: Keras numbers the classes in this (sorted) order."""
+    return sorted(d.name for d in path.iterdir() if d.is_dir())
 
 
 def _first_image_size(path):
@@ -211,7 +244,7 @@ def _tfds(name, split, data_dir, with_labels):
         raise ValueError(f"TFDS dataset {name!r} has no 'image' feature to train on.")
     has_label = "label" in element
     if with_labels and not has_label:
-        raise ValueError(f"TFDS dataset {name!r} has no 'label' feature; use with_labels=False.")
+        raise ValueError(f"TFDS dataset {name!r} has no 'label' feature; use with_labels=False. {_LABELLED_DATASETS}")
     return ds.map(
         lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32) if has_label else tf.constant(0, tf.int32))
     )

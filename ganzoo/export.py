@@ -46,6 +46,7 @@ def export_model(model, filepath, overwrite=False, verbose=False):
                 "class": type(model).__name__,
                 "latent_dim": model.latent_dim,
                 "data_shape": list(model.data_shape),
+                "num_classes": model.num_classes,
                 "signatures": sorted(model.serving_endpoints()),
             },
             indent=2,

@@ -6,25 +6,37 @@ returns `(generator, discriminator)`: two functional `keras.Model`s built from
 `[batch, *data_shape]` and the discriminator mapping that to `[batch, 1]`
 unnormalised scores (logits). Families register their builders next to their
 GAN class, so `network="mlp"` works for every entry that accepts vectors.
+
+Conditional builders (`conditional=True`) also take `num_classes`; their
+generator maps `[z, labels]` and their discriminator `[samples, labels]`,
+labels being int32 `[batch]`.
 """
 
 import difflib
 
 _NETWORKS = {}
+_CONDITIONAL = set()
 
 
-def register_network(name):
+def register_network(name, conditional=False):
     """Decorator: register a `(latent_dim, data_shape, **kwargs)` builder."""
 
     def decorator(build):
         _NETWORKS[name] = build
+        if conditional:
+            _CONDITIONAL.add(name)
         return build
 
     return decorator
 
 
-def list_networks():
-    return sorted(_NETWORKS)
+def list_networks(conditional=None):
+    """Registered names; `conditional=True`/`False` keeps only that kind."""
+    return sorted(n for n in _NETWORKS if conditional is None or (n in _CONDITIONAL) == conditional)
+
+
+def is_conditional(name):
+    return name in _CONDITIONAL
 
 
 def build(name, latent_dim, data_shape, **network_args):
@@ -44,7 +56,7 @@ def build(name, latent_dim, data_shape, **network_args):
 
         params = [
             p for p in inspect.signature(_NETWORKS[name]).parameters
-            if p not in ("latent_dim", "data_shape")
+            if p not in ("latent_dim", "data_shape", "num_classes")
         ]
         raise ValueError(
             f"network_args {sorted(network_args)} do not fit network {name!r}; "

@@ -53,6 +53,22 @@ def scatter_plot(points, reference=None, size=512, extent=None):
     return image
 
 
+def class_rows(generate, latent_dim, classes, per_class=8, seed=0):
+    """`per_class` samples of each class in `classes`, row by row, for a
+    `generate(z, labels)` function. Each column shares its noise across the
+    rows, so a column shows one "style" drawn as every class."""
+    from ganzoo.models.base import latent_noise
+
+    classes = np.asarray(classes, "int32")
+    z = np.tile(latent_noise(per_class, latent_dim, seed), (len(classes), 1))
+    return generate(z, np.repeat(classes, per_class))
+
+
+def class_grid(generate, latent_dim, classes, per_class=8, seed=0):
+    """A grid of `class_rows`: one row per class."""
+    return image_grid(class_rows(generate, latent_dim, classes, per_class, seed), columns=per_class)
+
+
 def picture(samples, reference=None):
     """The natural picture of a batch: a grid for images, a scatter for 2D vectors."""
     samples = np.asarray(samples)

@@ -22,6 +22,7 @@ TINY = {
     "dcgan": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
     "wgan": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
     "wgan_gp": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
+    "cgan": dict(data_shape=(16, 16, 1), latent_dim=8, num_classes=3, network_args={"filters": 4, "embedding_dim": 4}),
 }
 
 
@@ -31,10 +32,14 @@ def tiny_model(name, **overrides):
 
 
 def batch_for(model, n=8, seed=0):
+    """Random samples shaped for `model`; `(samples, labels)` for conditional models."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    return rng.uniform(-1, 1, (n, *model.data_shape)).astype("float32")
+    samples = rng.uniform(-1, 1, (n, *model.data_shape)).astype("float32")
+    if model.conditional:
+        return samples, (np.arange(n) % model.num_classes).astype("int32")
+    return samples
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,8 @@ def mirrored():
 
 def one_step(model, batch):
     before = [v.numpy().copy() for v in model.trainable_variables]
-    model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(len(batch)), epochs=1, verbose=0)
+    size = len(tf.nest.flatten(batch)[0])
+    model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(size), epochs=1, verbose=0)
     return [v.numpy() - b for v, b in zip(model.trainable_variables, before)]
 
 

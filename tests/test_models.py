@@ -24,7 +24,7 @@ def changed(before, variables):
 def test_discriminator_step_changes_only_the_discriminator(name):
     model = tiny_model(name)
     g, d = values(model.generator.trainable_variables), values(model.discriminator.trainable_variables)
-    model.discriminator_step(tf.constant(batch_for(model)))
+    model.discriminator_step(*model.unpack_batch(tf.nest.map_structure(tf.constant, batch_for(model))))
     assert not any(changed(g, model.generator.trainable_variables))
     moved = changed(d, model.discriminator.trainable_variables)
     if model.gan_loss == "wasserstein":
@@ -71,7 +71,7 @@ def test_generate_shapes_range_and_determinism(name):
         assert images.min() >= -1 and images.max() <= 1
     np.testing.assert_array_equal(images, model.generate(5, seed=3))
     assert not np.array_equal(images, model.generate(5, seed=4))
-    np.testing.assert_allclose(model(model.sample_latent(5, seed=3)), images, atol=1e-6)
+    np.testing.assert_allclose(model(model.generator_inputs(model.sample_latent(5, seed=3))), images, atol=1e-6)
     with pytest.raises(ValueError, match="n must be at least 1"):
         model.generate(0)
     with pytest.raises(ValueError, match=r"z must have shape"):
@@ -114,8 +114,9 @@ def test_export_then_serve_matches_generate(name, tmp_path):
     model = tiny_model(name)
     path = model.export(tmp_path / name / "1")
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    z = model.sample_latent(4, seed=7)
-    out = serve(z=tf.constant(z))
+    inputs = model.generator_inputs(model.sample_latent(4, seed=7))
+    feed = {"z": inputs[0], "labels": inputs[1]} if model.conditional else {"z": inputs}
+    out = serve(**{key: tf.constant(value) for key, value in feed.items()})
     assert set(out) == {"images"}
     np.testing.assert_allclose(out["images"].numpy(), model.generate(4, seed=7), atol=1e-5)
     with pytest.raises(FileExistsError, match="overwrite=True"):
@@ -134,6 +135,9 @@ def test_compile_rejects_a_shared_optimizer():
 
 def test_unpack_batch_accepts_common_layouts():
     model = tiny_model("vanilla")
-    x = tf.zeros((2, 2))
-    for data in (x, (x,), (x, tf.zeros(2)), {"image": x}):
-        assert model.unpack_batch(data) is x
+    x, y = tf.zeros((2, 2)), tf.zeros(2)
+    for data in (x, (x,), {"image": x}):
+        assert model.unpack_batch(data) == (x, None)
+    for data in ((x, y), {"image": x, "label": y}):
+        samples, labels = model.unpack_batch(data)
+        assert samples is x and labels is y

@@ -8,12 +8,14 @@ Computed from features or samples, so they need no network weights:
     precision_recall(real_features, fake_features, k=3)     # Kynkaanniemi et al. 2019
     density_coverage(real_features, fake_features, k=5)     # Naeem et al. 2020
     mode_coverage(samples, mixture="grid")                  # the 2D mixtures
+    conditional_accuracy(class_probabilities, labels)       # cgan: asked class recognised
 
 Feature extractors (`get_extractor`: `digits`, `inception`, `raw`, a Keras
 model) and streaming evaluation of a generator (`evaluate`) build on them.
 """
 
 from ganzoo.metrics.distances import (
+    conditional_accuracy,
     density_coverage,
     feature_statistics,
     frechet_distance,
@@ -38,6 +40,7 @@ __all__ = [
     "Sampler",
     "as_sampler",
     "classifier_accuracy",
+    "conditional_accuracy",
     "density_coverage",
     "digits_classifier",
     "evaluate",

@@ -156,3 +156,21 @@ def density_coverage(real_features, fake_features, k=5):
     nearest_fake, _ = NearestNeighbors(n_neighbors=1).fit(fake).kneighbors(real)
     coverage = (nearest_fake[:, 0] < radii).mean()
     return float(density), float(coverage)
+
+
+def conditional_accuracy(probabilities, labels):
+    """How often a classifier recognises generated samples as the class they
+    were generated for: mean of argmax(probabilities) == labels."""
+    if probabilities is None or labels is None:
+        raise ValueError("conditional_accuracy needs class probabilities and the labels asked for.")
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels)
+    if probabilities.ndim != 2 or labels.ndim != 1 or len(probabilities) != len(labels):
+        raise ValueError(
+            f"Need class probabilities [n, k] and labels [n]; got {np.shape(probabilities)} and {labels.shape}."
+        )
+    if labels.max() >= probabilities.shape[1]:
+        raise ValueError(
+            f"Labels go up to {labels.max()} but the classifier has {probabilities.shape[1]} classes: "
+            "it does not classify this dataset's classes."
+        )
+    return float(np.mean(probabilities.argmax(axis=1) == labels))

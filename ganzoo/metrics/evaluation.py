@@ -25,6 +25,7 @@ METRICS = {
     "precision_recall": ("precision", "recall"),
     "density_coverage": ("density", "coverage"),
     "mode_coverage": ("modes", "total_modes", "high_quality", "kl"),
+    "conditional_accuracy": ("conditional_accuracy",),
 }
 IMAGE_METRICS = ("fid", "kid", "is", "precision_recall", "density_coverage")
 MIXTURE_METRICS = ("mode_coverage", "fid", "kid", "precision_recall", "density_coverage")
@@ -39,12 +40,23 @@ class Features:
     features: np.ndarray
     probabilities: np.ndarray = None
     samples: np.ndarray = None  # kept only for 2D mixtures (mode coverage)
+    labels: np.ndarray = None  # the classes a conditional generator was asked for
 
 
-def default_metrics(dataset):
+def default_metrics(dataset, conditional=False, extractor=None):
     from ganzoo.data import MIXTURES
 
-    return MIXTURE_METRICS if dataset in MIXTURES else IMAGE_METRICS
+    if dataset in MIXTURES:
+        return MIXTURE_METRICS
+    if conditional and extractor is not None and _classifies(extractor):
+        return IMAGE_METRICS + ("conditional_accuracy",)
+    return IMAGE_METRICS
+
+
+def _classifies(extractor):
+    """Whether the extractor's probabilities are over the dataset's own classes
+    (ImageNet's are not the classes of a conditional GAN's data)."""
+    return extractor.has_probabilities and extractor.name != "inception"
 
 
 def default_features(dataset, data_shape):
@@ -53,7 +65,7 @@ def default_features(dataset, data_shape):
     return "digits" if dataset == "digits" else "inception"
 
 
-def check_metrics(names, extractor, dataset):
+def check_metrics(names, extractor, dataset, num_classes=None):
     from ganzoo.data import MIXTURES
 
     names = list(names)
@@ -65,6 +77,14 @@ def check_metrics(names, extractor, dataset):
             f"The Inception Score needs class probabilities, which the {extractor.name!r} "
             "features do not have; use features 'digits' or 'inception', or drop 'is'."
         )
+    if "conditional_accuracy" in names:
+        if not num_classes:
+            raise ValueError("conditional_accuracy scores class-conditional generators (cgan); this one takes no labels.")
+        if not _classifies(extractor):
+            raise ValueError(
+                f"conditional_accuracy needs a classifier of the dataset's classes as features: 'digits' on "
+                f"digits, or a Keras model with outputs (features, class probabilities); not {extractor.name!r}."
+            )
     if "mode_coverage" in names and dataset not in MIXTURES:
         raise ValueError(f"mode_coverage is defined for the mixtures {sorted(MIXTURES)}, not {dataset!r}.")
     return names
@@ -73,12 +93,14 @@ def check_metrics(names, extractor, dataset):
 def extract(extractor, batches, total, label, progress=True, keep_samples=False):
     """Run `extractor` over an iterable of sample batches (NumPy, tensors, or
     `(samples, labels)` tuples), at most `total` samples, with a progress bar."""
-    features, probabilities, samples = [], [], []
+    features, probabilities, samples, labels = [], [], [], []
     bar = keras.utils.Progbar(total, unit_name=label) if progress else None
     seen = 0
     for batch in batches:
         if isinstance(batch, (tuple, list)):
-            batch = batch[0]
+            batch, batch_labels = batch[0], (batch[1] if len(batch) > 1 else None)
+            if batch_labels is not None:
+                labels.append(np.asarray(batch_labels)[: total - seen])
         batch = np.asarray(batch, "float32")[: total - seen]
         f, p = extractor(batch)
         features.append(f)
@@ -97,6 +119,7 @@ def extract(extractor, batches, total, label, progress=True, keep_samples=False)
         np.concatenate(features),
         np.concatenate(probabilities) if probabilities else None,
         np.concatenate(samples) if keep_samples else None,
+        np.concatenate(labels) if labels else None,
     )
 
 
@@ -116,17 +139,23 @@ def real_batches(dataset, data_shape, n, split="test", batch_size=250, seed=0):
     ).as_numpy_iterator()
 
 
-def generated_batches(generate, latent_dim, n, batch_size=250, seed=0):
-    """Batches of `generate(z)` for `n` latent vectors drawn from `seed`."""
+def generated_batches(sampler, n, batch_size=250, seed=0):
+    """Batches of `n` samples for latent vectors drawn from `seed`. A
+    conditional sampler is asked for every class in turn (equal numbers of
+    each) and yields `(samples, labels)`."""
     rng = np.random.default_rng(seed)
     for start in range(0, n, batch_size):
-        z = rng.standard_normal((min(batch_size, n - start), latent_dim)).astype("float32")
-        yield np.asarray(generate(z))
+        z = rng.standard_normal((min(batch_size, n - start), sampler.latent_dim)).astype("float32")
+        if sampler.num_classes:
+            labels = (start + np.arange(len(z))) % sampler.num_classes
+            yield np.asarray(sampler.generate(z, labels.astype("int32"))), labels
+        else:
+            yield np.asarray(sampler.generate(z))
 
 
 def generated_features(extractor, sampler, n, names, batch_size=250, seed=0, progress=True):
     """`Features` of `n` samples of `sampler`, keeping the samples when mode coverage needs them."""
-    batches = generated_batches(sampler.generate, sampler.latent_dim, n, batch_size, seed)
+    batches = generated_batches(sampler, n, batch_size, seed)
     return extract(extractor, batches, n, "generated", progress, keep_samples="mode_coverage" in names)
 
 
@@ -155,6 +184,8 @@ def compute_metrics(names, real, fake, mixture=None, seed=0, kid_subsets=100, ki
             )
         elif name == "mode_coverage":
             results.update(mode_coverage(fake.samples[:MODE_COVERAGE_SAMPLES], mixture))
+        elif name == "conditional_accuracy":
+            results["conditional_accuracy"] = distances.conditional_accuracy(fake.probabilities, fake.labels)
     return results
 
 
@@ -198,7 +229,9 @@ def evaluate(
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}.")
     extractor = get_extractor(features or default_features(dataset, data_shape), weights=weights)
-    names = check_metrics(metrics or default_metrics(dataset), extractor, dataset)
+    names = check_metrics(
+        metrics or default_metrics(dataset, bool(sampler.num_classes), extractor), extractor, dataset, sampler.num_classes
+    )
     real = extract(extractor, real_batches(dataset, data_shape, n, split, batch_size, seed), n, "real", progress)
     fake = generated_features(extractor, sampler, n, names, batch_size, seed, progress)
     results = compute_metrics(names, real, fake, mixture=dataset, seed=seed)
@@ -220,6 +253,7 @@ def evaluate(
             "precision_recall": {"k": 3, "n": min(len(real.features), len(fake.features))},
             "density_coverage": {"k": 5, "n": min(len(real.features), len(fake.features))},
             "mode_coverage": {"n": min(MODE_COVERAGE_SAMPLES, n), "high_quality": "within 3 std"},
+            "conditional_accuracy": {"labels": f"0..{(sampler.num_classes or 1) - 1} in turn, equal counts"},
         }.items() if name in names},
         "ganzoo_version": __version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -229,12 +263,14 @@ def evaluate(
 
 @dataclass
 class Sampler:
-    """A generator as the metrics see it: `generate(z) -> samples`."""
+    """A generator as the metrics see it: `generate(z) -> samples`, or
+    `generate(z, labels)` when `num_classes` is set (conditional)."""
 
     generate: callable
     latent_dim: int
     data_shape: tuple
     source: str = "in-memory model"
+    num_classes: int = None
 
 
 def as_sampler(generator):
@@ -246,10 +282,14 @@ def as_sampler(generator):
     if isinstance(generator, (str, os.PathLike)):
         return load_sampler(generator)
     if hasattr(generator, "generator") and hasattr(generator, "latent_dim"):
-        network = generator.generator
+        model = generator
         # One compiled graph for every batch, instead of eager layer calls.
-        generate = tf.function(lambda z: network(z, training=False), reduce_retracing=True)
-        return Sampler(lambda z: generate(z).numpy(), generator.latent_dim, tuple(generator.data_shape), generator.name)
+        compiled = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+
+        def generate(z, labels=None):
+            return compiled(model.generator_inputs(z, labels)).numpy()
+
+        return Sampler(generate, model.latent_dim, tuple(model.data_shape), model.name, model.num_classes)
     raise TypeError(f"Expected a ganzoo GAN, a run folder or a SavedModel folder, got {type(generator).__name__}.")
 
 
@@ -272,9 +312,17 @@ def load_sampler(path):
         if "latent_dim" not in info:
             raise ValueError(f"{path}: its serving_default signature takes no latent vector 'z'.")
         shape = info.get("data_shape") or serve.structured_outputs["images"].shape[1:]
-        return Sampler(
-            lambda z: serve(z=tf.constant(z))["images"].numpy(), info["latent_dim"], tuple(shape), os.fspath(path)
-        )
+        if "labels" not in serve.structured_input_signature[1]:
+            return Sampler(
+                lambda z: serve(z=tf.constant(z))["images"].numpy(), info["latent_dim"], tuple(shape), os.fspath(path)
+            )
+        if not info.get("num_classes"):
+            raise ValueError(f"{path}: a conditional SavedModel without num_classes in assets/ganzoo.json.")
+
+        def generate(z, labels):
+            return serve(z=tf.constant(z, tf.float32), labels=tf.constant(labels, tf.int32))["images"].numpy()
+
+        return Sampler(generate, info["latent_dim"], tuple(shape), os.fspath(path), info["num_classes"])
     raise FileNotFoundError(
         f"{path} is neither a run folder (with {RUN_MODEL_FILE}) nor a SavedModel (with saved_model.pb)."
     )

@@ -17,7 +17,10 @@ class GAN(keras.Model):
     real batch, then one generator update. Subclasses override the smallest
     hook that does the job:
 
-    - `unpack_batch(data)`: the real samples inside what the dataset yields.
+    - `unpack_batch(data)`: `(samples, labels or None)` from what the
+      dataset yields.
+    - `fake_samples(batch_size, labels)` / `discriminate(samples, labels)`:
+      how the networks are called; conditional entries feed them labels.
     - `discriminator_loss(real, fake, real_logits, fake_logits)`: add
       penalties here (e.g. a gradient penalty).
     - `generator_loss(fake_logits)`.
@@ -37,6 +40,10 @@ class GAN(keras.Model):
     """
 
     default_network = "mlp"
+    # Conditional entries take class labels and set `num_classes`; the others
+    # ignore labels in the data, and `generate(labels=...)` is an error.
+    conditional = False
+    num_classes = None
 
     def __init__(
         self,
@@ -60,9 +67,7 @@ class GAN(keras.Model):
         self._network_args = dict(network_args or {})
         self.d_steps = int(d_steps)
         self.seed = seed
-        self.generator, self.discriminator = networks.build(
-            self.network, self.latent_dim, self.data_shape, **self._network_args
-        )
+        self.generator, self.discriminator = self.build_networks()
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -121,16 +126,39 @@ class GAN(keras.Model):
         )
 
     # ------------------------------------------------------------- hooks
+    def build_networks(self):
+        """The `(generator, discriminator)` pair of `self.network`."""
+        known = self.network in networks.list_networks()  # else `build` names the choices
+        if known and networks.is_conditional(self.network) != self.conditional:
+            kind = "a conditional" if self.conditional else "an unconditional"
+            raise ValueError(
+                f"{type(self).__name__} needs {kind} network; {self.network!r} is not. "
+                f"Choose from: {', '.join(networks.list_networks(conditional=self.conditional))}."
+            )
+        extra = {"num_classes": self.num_classes} if self.conditional else {}
+        return networks.build(self.network, self.latent_dim, self.data_shape, **extra, **self._network_args)
+
     def unpack_batch(self, data):
-        """Real samples from a dataset element: `x`, `(x,)`, `(x, y)` or `{"image": x}`."""
+        """`(samples, labels)` from a dataset element: `x`, `(x,)`, `(x, y)`,
+        `{"image": x, "label": y}`; labels are None when there are none."""
+        labels = None
         if isinstance(data, dict):
-            for key in ("image", "images", "x"):
-                if key in data:
-                    return data[key]
-            raise ValueError(f"Cannot find the images in a batch with keys {sorted(data)}.")
+            images = next((data[k] for k in ("image", "images", "x") if k in data), None)
+            if images is None:
+                raise ValueError(f"Cannot find the images in a batch with keys {sorted(data)}.")
+            labels = next((data[k] for k in ("label", "labels", "y") if k in data), None)
+            return images, labels
         if isinstance(data, (tuple, list)):
-            return data[0]
-        return data
+            return data[0], (data[1] if len(data) > 1 else None)
+        return data, labels
+
+    def fake_samples(self, batch_size, labels=None, training=True):
+        """The generator's output for this replica's share of fresh noise."""
+        return self.generator(self.sample_noise(batch_size), training=training)
+
+    def discriminate(self, samples, labels=None, training=True):
+        """The discriminator's logits for samples (and, if conditional, their labels)."""
+        return self.discriminator(samples, training=training)
 
     def discriminator_loss(self, real, fake, real_logits, fake_logits):
         return self._discriminator_loss_fn(real_logits, fake_logits)
@@ -175,39 +203,37 @@ class GAN(keras.Model):
         gradients = tape.gradient(scaled_loss, variables)
         optimizer.apply_gradients(zip(gradients, variables))
 
-    def discriminator_step(self, real):
-        batch_size = tf.shape(real)[0]
-        fake = self.generator(self.sample_noise(batch_size), training=True)
+    def discriminator_step(self, real, labels=None):
+        fake = self.fake_samples(tf.shape(real)[0], labels)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            real_logits = self.discriminate(real, labels)
+            fake_logits = self.discriminate(fake, labels)
             loss = self.discriminator_loss(real, fake, real_logits, fake_logits)
             scaled_loss = self.replica_scaled(loss)
         self._apply(self.d_optimizer, tape, scaled_loss, self.discriminator.trainable_variables)
         self.after_discriminator_update()
         return loss, real_logits, fake_logits
 
-    def generator_step(self, batch_size):
-        z = self.sample_noise(batch_size)
+    def generator_step(self, batch_size, labels=None):
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            fake_logits = self.discriminate(self.fake_samples(batch_size, labels), labels)
             loss = self.generator_loss(fake_logits)
             scaled_loss = self.replica_scaled(loss)
         self._apply(self.g_optimizer, tape, scaled_loss, self.generator.trainable_variables)
         return loss
 
     def train_step(self, data):
-        real = self.unpack_batch(data)
+        real, labels = self.unpack_batch(data)
         for _ in range(self.d_steps):
-            d_loss, real_logits, fake_logits = self.discriminator_step(real)
-        g_loss = self.generator_step(tf.shape(real)[0])
+            d_loss, real_logits, fake_logits = self.discriminator_step(real, labels)
+        g_loss = self.generator_step(tf.shape(real)[0], labels)
         return self._track(d_loss, g_loss, real_logits, fake_logits)
 
     def test_step(self, data):
-        real = self.unpack_batch(data)
-        fake = self.generator(self.sample_noise(tf.shape(real)[0]), training=False)
-        real_logits = self.discriminator(real, training=False)
-        fake_logits = self.discriminator(fake, training=False)
+        real, labels = self.unpack_batch(data)
+        fake = self.fake_samples(tf.shape(real)[0], labels, training=False)
+        real_logits = self.discriminate(real, labels, training=False)
+        fake_logits = self.discriminate(fake, labels, training=False)
         d_loss = self.discriminator_loss(real, fake, real_logits, fake_logits)
         return self._track(d_loss, self.generator_loss(fake_logits), real_logits, fake_logits)
 
@@ -227,25 +253,36 @@ class GAN(keras.Model):
         """`n` latent vectors from N(0, I); the same seed gives the same vectors."""
         return latent_noise(n, self.latent_dim, seed)
 
-    def generate(self, n, seed=None, batch_size=256):
+    def generate(self, n, seed=None, labels=None, batch_size=256):
         """`n` samples as a NumPy array `[n, *data_shape]` (images in [-1, 1]).
 
         The same `seed` gives the same samples; `seed=None` draws fresh noise.
+        `labels` (conditional entries only): one class for all, or one per sample.
         """
         if int(n) < 1:
             raise ValueError(f"n must be at least 1, got {n!r}.")
-        return self.generate_from(self.sample_latent(n, seed), batch_size=batch_size)
+        return self.generate_from(self.sample_latent(n, seed), labels=labels, batch_size=batch_size)
 
-    def generate_from(self, z, batch_size=256):
-        """Samples for given latent vectors, in inference mode, as NumPy."""
+    def generate_from(self, z, labels=None, batch_size=256):
+        """Samples for given latent vectors (and labels), in inference mode, as NumPy."""
+        inputs = self.generator_inputs(z, labels)
+        out = [
+            keras.ops.convert_to_numpy(self(tree_slice(inputs, i, i + batch_size), training=False))
+            for i in range(0, len(inputs[0] if isinstance(inputs, tuple) else inputs), batch_size)
+        ]
+        return np.concatenate(out)
+
+    def generator_inputs(self, z, labels=None):
+        """What `call` takes, from NumPy-like `z` (and labels), checked."""
         z = np.asarray(z, dtype="float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape [n, {self.latent_dim}], got {list(z.shape)}.")
-        out = [
-            keras.ops.convert_to_numpy(self.generator(z[i : i + batch_size], training=False))
-            for i in range(0, len(z), batch_size)
-        ]
-        return np.concatenate(out)
+        if labels is not None:
+            raise ValueError(
+                f"{self.name} is not a conditional model: it takes no labels. "
+                "Class-conditional generation is the 'cgan' entry."
+            )
+        return z
 
     # ------------------------------------------------------------ export
     def serving_endpoints(self):
@@ -254,8 +291,10 @@ class GAN(keras.Model):
         def serve(z):
             return {"images": self.generator(z, training=False)}
 
-        spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")
-        return {"serving_default": (serve, [spec])}
+        return {"serving_default": (serve, [self.latent_spec()])}
+
+    def latent_spec(self):
+        return tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")
 
     def exported_networks(self):
         """The networks whose weights the SavedModel carries."""
@@ -302,6 +341,13 @@ class GAN(keras.Model):
     @property
     def network_args(self):
         return dict(self._network_args)
+
+
+def tree_slice(inputs, start, stop):
+    """Rows `start:stop` of an array or of each array in a tuple."""
+    if isinstance(inputs, tuple):
+        return tuple(x[start:stop] for x in inputs)
+    return inputs[start:stop]
 
 
 def latent_noise(n, latent_dim, seed=None):

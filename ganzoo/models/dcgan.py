@@ -22,6 +22,58 @@ def _normalization(kind):
     raise ValueError(f"normalization must be 'batch', 'layer' or None, got {kind!r}.")
 
 
+def widths(data_shape, filters, max_filters, network="dcgan"):
+    """Channel widths from 4x4 up: `filters` at the highest resolution,
+    doubling at each halving up to `max_filters`."""
+    if len(data_shape) != 3:
+        raise ValueError(
+            f"The {network} network makes images (H, W, C); data_shape {data_shape} is not. "
+            "Use network='mlp' for vectors."
+        )
+    height, width, _ = data_shape
+    steps = math.log2(height / 4) if height >= 8 else 0
+    if height != width or steps != int(steps) or not 1 <= steps <= 6:
+        raise ValueError(
+            f"The {network} network needs square images whose side is 4 * 2^n "
+            f"(8, 16, 32, 64, 128 or 256); got data_shape {data_shape}."
+        )
+    steps = int(steps)
+    return [min(filters * 2 ** (steps - 1 - i), max_filters) for i in range(steps)]
+
+
+def upsampling_stack(x, widths_from_4, channels, kernel_size=4, norm="batch"):
+    """A vector -> 4x4 -> ... -> `[H, W, channels]` image in [-1, 1] (tanh)."""
+    x = layers.Dense(4 * 4 * widths_from_4[0], use_bias=norm is None, kernel_initializer=_INIT)(x)
+    x = layers.Reshape((4, 4, widths_from_4[0]))(x)
+    for units in widths_from_4[1:]:
+        if norm:
+            x = _normalization(norm)(x)
+        x = layers.ReLU()(x)
+        x = layers.Conv2DTranspose(
+            units, kernel_size, strides=2, padding="same", use_bias=norm is None, kernel_initializer=_INIT,
+        )(x)
+    if norm:
+        x = _normalization(norm)(x)
+    x = layers.ReLU()(x)
+    return layers.Conv2DTranspose(
+        channels, kernel_size, strides=2, padding="same", activation="tanh",
+        kernel_initializer=_INIT, dtype="float32",
+    )(x)
+
+
+def downsampling_stack(y, widths_from_4, kernel_size=4, norm="batch"):
+    """An image -> strided convolutions down to 4x4 -> flat features."""
+    for i, units in enumerate(reversed(widths_from_4)):
+        y = layers.Conv2D(
+            units, kernel_size, strides=2, padding="same",
+            use_bias=i == 0 or norm is None, kernel_initializer=_INIT,
+        )(y)
+        if i and norm:
+            y = _normalization(norm)(y)
+        y = layers.LeakyReLU(0.2)(y)
+    return layers.Flatten()(y)
+
+
 @register_network("dcgan")
 def dcgan(
     latent_dim,
@@ -42,53 +94,15 @@ def dcgan(
     `discriminator_norm=None` or `"layer"` suits critics with a gradient
     penalty (Gulrajani et al. 2017).
     """
-    if len(data_shape) != 3:
-        raise ValueError(
-            f"The dcgan network makes images (H, W, C); data_shape {data_shape} is not. "
-            "Use network='mlp' for vectors."
-        )
-    height, width, channels = data_shape
-    steps = math.log2(height / 4) if height >= 8 else 0
-    if height != width or steps != int(steps) or not 1 <= steps <= 6:
-        raise ValueError(
-            f"The dcgan network needs square images whose side is 4 * 2^n "
-            f"(8, 16, 32, 64, 128 or 256); got data_shape {data_shape}."
-        )
-    steps = int(steps)
-    width_at = [min(filters * 2 ** (steps - 1 - i), max_filters) for i in range(steps)]
-
+    width_at = widths(data_shape, filters, max_filters)
     z = keras.Input((latent_dim,), name="z")
-    x = layers.Dense(4 * 4 * width_at[0], use_bias=generator_norm is None, kernel_initializer=_INIT)(z)
-    x = layers.Reshape((4, 4, width_at[0]))(x)
-    for units in width_at[1:]:
-        if generator_norm:
-            x = _normalization(generator_norm)(x)
-        x = layers.ReLU()(x)
-        x = layers.Conv2DTranspose(
-            units, kernel_size, strides=2, padding="same",
-            use_bias=generator_norm is None, kernel_initializer=_INIT,
-        )(x)
-    if generator_norm:
-        x = _normalization(generator_norm)(x)
-    x = layers.ReLU()(x)
-    x = layers.Conv2DTranspose(
-        channels, kernel_size, strides=2, padding="same", activation="tanh",
-        kernel_initializer=_INIT, dtype="float32",
-    )(x)
-    generator = keras.Model(z, x, name="generator")
+    images = upsampling_stack(z, width_at, data_shape[-1], kernel_size, generator_norm)
+    generator = keras.Model(z, images, name="generator")
 
     image = keras.Input(data_shape, name="image")
-    y = image
-    for i, units in enumerate(reversed(width_at)):
-        y = layers.Conv2D(
-            units, kernel_size, strides=2, padding="same",
-            use_bias=i == 0 or discriminator_norm is None, kernel_initializer=_INIT,
-        )(y)
-        if i and discriminator_norm:
-            y = _normalization(discriminator_norm)(y)
-        y = layers.LeakyReLU(0.2)(y)
-    y = layers.Dense(1, kernel_initializer=_INIT, dtype="float32")(layers.Flatten()(y))
-    discriminator = keras.Model(image, y, name="discriminator")
+    features = downsampling_stack(image, width_at, kernel_size, discriminator_norm)
+    logits = layers.Dense(1, kernel_initializer=_INIT, dtype="float32")(features)
+    discriminator = keras.Model(image, logits, name="discriminator")
     return generator, discriminator
 
 
