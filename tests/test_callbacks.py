@@ -41,7 +41,7 @@ def test_grid_pixels_map_minus_one_to_black_and_one_to_white():
 def test_bad_pictures_are_clear_errors():
     with pytest.raises(ValueError, match="only images and 2D points"):
         visualize.picture(np.zeros((3, 5)))
-    with pytest.raises(ValueError, match="every and n must be positive"):
+    with pytest.raises(ValueError, match="every, n and per_class must be positive"):
         ganzoo.callbacks.SampleGrid("x", every=0)
 
 
