@@ -347,7 +347,7 @@ def cmd_evaluate(args):
         + f": {protocol['n_generated']} generated, {protocol['n_real']} real, {protocol['features']} features"
     )
     for key, value in result["metrics"].items():
-        print(f"  {key:14s} {value:.4f}" if isinstance(value, float) else f"  {key:14s} {value}")
+        print(f"  {key:20s} {value:.4f}" if isinstance(value, float) else f"  {key:20s} {value}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"Wrote {out}")

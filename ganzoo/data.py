@@ -9,6 +9,10 @@
 - `grid`: 25 Gaussians (std 0.05) at {-4, -2, 0, 2, 4}^2;
 - a folder of images (sub-folders are classes when `with_labels=True`);
 - any TensorFlow Datasets name (`mnist`, `cifar10`, `celeb_a`, ...).
+
+`load_unpaired(a, b, ...)` yields `(a_images, b_images)` from two independent
+streams for image-to-image translation: `digits_style` (offline), TFDS
+`cycle_gan/<name>`, or two folders (or one with `trainA/` and `trainB/`).
 """
 
 import os
@@ -18,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 OFFLINE_DATASETS = ("digits", "ring", "grid")
+UNPAIRED_DATASETS = ("digits_style",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 # The 2D mixtures of the GAN literature (Metz et al. 2017, Gulrajani et al. 2017).
@@ -248,3 +253,155 @@ def _tfds(name, split, data_dir, with_labels):
     return ds.map(
         lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32) if has_label else tf.constant(0, tf.int32))
     )
+
+
+# ------------------------------------------------------------ unpaired
+# digits_style's domain B: thick dark-blue ink on cream paper.
+STYLE_INK = (0.10, 0.15, 0.45)
+STYLE_PAPER = (0.96, 0.92, 0.80)
+
+
+def digits_style(images):
+    """The style of `digits_style`'s domain B, applied to grey digits
+    `[n, H, W, 1]` in [0, 1] (white ink on black): strokes thickened by a
+    3x3 grey dilation, then dark ink on light paper with a colour tint.
+    Returns `[n, H, W, 3]` in [0, 1]."""
+    ink = tf.nn.max_pool2d(tf.convert_to_tensor(images, tf.float32), 3, strides=1, padding="SAME")
+    paper, ink_colour = tf.constant(STYLE_PAPER), tf.constant(STYLE_INK)
+    return paper * (1.0 - ink) + ink_colour * ink
+
+
+def digits_style_arrays(split="train", image_size=32):
+    """`digits_style` as `((a_images, a_labels), (b_images, b_labels))`, RGB in [0, 1].
+
+    Domain A is the digits as they are (grey, as RGB); domain B is
+    `digits_style` of other digits. On `train` the two domains come from
+    disjoint, stratified halves of the train split, so no digit appears in
+    both; on `test` both are the 360 held-out digits, so that a translation
+    can be compared with the known style of its input.
+    """
+    images, labels = digits_arrays(split)
+    images = tf.image.resize(images, (image_size, image_size), method="bilinear", antialias=True)
+    images = tf.clip_by_value(images, 0.0, 1.0).numpy()
+    if split == "test":
+        a, b = (images, labels), (images, labels)
+    else:
+        from sklearn.model_selection import train_test_split
+
+        a_x, b_x, a_y, b_y = train_test_split(images, labels, test_size=0.5, stratify=labels, random_state=0)
+        a, b = (a_x, a_y), (b_x, b_y)
+    return (np.repeat(a[0], 3, axis=-1), a[1]), (digits_style(b[0]).numpy(), b[1])
+
+
+def load_unpaired(
+    a,
+    b=None,
+    image_size=32,
+    batch_size=1,
+    channels=None,
+    split="train",
+    shuffle=True,
+    seed=None,
+    jitter=True,
+    flip=None,
+    data_dir=None,
+    with_labels=False,
+):
+    """Two independent, shuffled image streams zipped into `(a_images, b_images)`.
+
+    Args:
+        a: `digits_style`, a TFDS `cycle_gan/<name>` dataset, a folder holding
+            `trainA/` and `trainB/` (and `testA/`, `testB/`), or the folder of
+            domain A.
+        b: the folder of domain B when `a` is domain A's folder.
+        image_size: side of the square images both domains are resized to.
+        batch_size: images of each domain per batch.
+        channels: 1 or 3 to convert; None keeps the native channels (3 for
+            digits_style).
+        split: `train` or `test` (`trainA`/`testA`, ... for TFDS and folders).
+        jitter: resize up by 1/8 and crop back at random (the paper's 286 ->
+            256), on `train` only.
+        flip: random horizontal flips, on `train` only; None: on, except
+            for digits_style (a mirrored digit is another glyph).
+        with_labels: yield `((a_images, a_labels), (b_images, b_labels))`
+            (digits_style only: for evaluation).
+
+    One epoch is as many batches as the larger domain fills; the smaller
+    repeats, reshuffled.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    if a == "digits_style":
+        if b is not None:
+            raise ValueError("digits_style holds both domains; give no second dataset.")
+        (a_x, a_y), (b_x, b_y) = digits_style_arrays(split, image_size)
+        domains = [tf.data.Dataset.from_tensor_slices((x, y)) for x, y in ((a_x, a_y), (b_x, b_y))]
+        flip = False if flip is None else flip
+    else:
+        if with_labels:
+            raise ValueError("with_labels=True is for digits_style, whose digits carry labels.")
+        domains = _unpaired_sources(a, b, split, data_dir)
+        flip = True if flip is None else flip
+    training = split == "train"
+    sizes = [int(d.cardinality()) for d in domains]
+    streams = []
+    for i, domain in enumerate(domains):
+        domain = domain.map(
+            lambda image, label: (_prepare_image(image, image_size, channels), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        ).cache()
+        if shuffle:
+            domain = domain.shuffle(10_000, seed=None if seed is None else seed + i, reshuffle_each_iteration=True)
+        if training and (jitter or flip):
+            domain = domain.map(
+                lambda image, label: (_augment(image, image_size, jitter, flip), label),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        if not with_labels:
+            domain = domain.map(lambda image, label: image)
+        streams.append(domain.repeat() if training else domain)
+    ds = tf.data.Dataset.zip(tuple(streams))
+    if training:
+        ds = ds.take(max(sizes) if min(sizes) > 0 else 0)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _augment(image, image_size, jitter, flip):
+    if jitter:
+        larger = image_size + max(1, image_size // 8)
+        image = tf.image.resize(image, (larger, larger), method="bilinear")
+        image = tf.image.random_crop(image, (image_size, image_size, image.shape[-1]))
+    if flip:
+        image = tf.image.random_flip_left_right(image)
+    return image
+
+
+def _unpaired_sources(a, b, split, data_dir):
+    """The two domains' `(image, label)` datasets, images in [0, 1]."""
+    if b is not None:
+        folders = [Path(os.fspath(a)), Path(os.fspath(b))]
+    elif Path(os.fspath(a)).is_dir():
+        root = Path(os.fspath(a))
+        folders = [root / f"{split}A", root / f"{split}B"]
+        if not all(f.is_dir() for f in folders):
+            raise ValueError(
+                f"{root} has no {split}A/ and {split}B/ folders. Give a folder laid out as "
+                f"{root}/{split}A and {root}/{split}B, or two folders: load_unpaired(folder_a, folder_b)."
+            )
+    elif not str(a).startswith("cycle_gan/"):
+        raise ValueError(
+            f"{a!r} is a single domain: unpaired translation needs two. Use digits_style, a TFDS "
+            "cycle_gan/<name> dataset (e.g. cycle_gan/horse2zebra), two image folders, or a folder "
+            "with trainA/ and trainB/."
+        )
+    else:
+        return [_tfds(a, f"{split}{domain}", data_dir, with_labels=False) for domain in ("A", "B")]
+    for folder in folders:
+        if not folder.is_dir():
+            raise ValueError(f"{folder} is not a folder of images.")
+    if folders[0].resolve() == folders[1].resolve():
+        raise ValueError(f"Domains A and B are the same folder ({folders[0]}): give two different domains.")
+    return [_folder(folder, with_labels=False) for folder in folders]

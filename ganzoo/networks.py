@@ -7,36 +7,42 @@ returns `(generator, discriminator)`: two functional `keras.Model`s built from
 unnormalised scores (logits). Families register their builders next to their
 GAN class, so `network="mlp"` works for every entry that accepts vectors.
 
-Conditional builders (`conditional=True`) also take `num_classes`; their
-generator maps `[z, labels]` and their discriminator `[samples, labels]`,
-labels being int32 `[batch]`.
+A builder has a kind, which must match the model's `network_kind`:
+
+- `unconditional`: as above.
+- `conditional`: also takes `num_classes`; the generator maps `[z, labels]`
+  and the discriminator `[samples, labels]`, labels being int32 `[batch]`.
+- `translation`: `latent_dim` is None; the generator maps images to images
+  of the same shape (CycleGAN builds two pairs).
 """
 
 import difflib
 
 _NETWORKS = {}
-_CONDITIONAL = set()
+_KINDS = {}
+KINDS = ("unconditional", "conditional", "translation")
 
 
-def register_network(name, conditional=False):
-    """Decorator: register a `(latent_dim, data_shape, **kwargs)` builder."""
+def register_network(name, kind="unconditional"):
+    """Decorator: register a `(latent_dim, data_shape, **kwargs)` builder of `kind`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}.")
 
     def decorator(build):
         _NETWORKS[name] = build
-        if conditional:
-            _CONDITIONAL.add(name)
+        _KINDS[name] = kind
         return build
 
     return decorator
 
 
-def list_networks(conditional=None):
-    """Registered names; `conditional=True`/`False` keeps only that kind."""
-    return sorted(n for n in _NETWORKS if conditional is None or (n in _CONDITIONAL) == conditional)
+def list_networks(kind=None):
+    """Registered names, all or of one kind."""
+    return sorted(n for n in _NETWORKS if kind is None or _KINDS[n] == kind)
 
 
-def is_conditional(name):
-    return name in _CONDITIONAL
+def kind_of(name):
+    return _KINDS.get(name)
 
 
 def build(name, latent_dim, data_shape, **network_args):

@@ -44,6 +44,8 @@ class GAN(keras.Model):
     # ignore labels in the data, and `generate(labels=...)` is an error.
     conditional = False
     num_classes = None
+    # The kind of network the entry builds (`ganzoo.networks.KINDS`).
+    network_kind = "unconditional"
 
     def __init__(
         self,
@@ -57,17 +59,20 @@ class GAN(keras.Model):
     ):
         super().__init__(**kwargs)
         data_shape = _as_shape(data_shape)
-        if not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
+        translation = self.network_kind == "translation"  # image to image: no noise
+        if not (translation and latent_dim is None) and (
+            not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1
+        ):
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}.")
         if not isinstance(d_steps, (int, np.integer)) or d_steps < 1:
             raise ValueError(f"d_steps must be a positive integer, got {d_steps!r}.")
         self.data_shape = data_shape
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = None if latent_dim is None else int(latent_dim)
         self.network = network or self.default_network
         self._network_args = dict(network_args or {})
         self.d_steps = int(d_steps)
         self.seed = seed
-        self.generator, self.discriminator = self.build_networks()
+        self.build_networks()
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -107,8 +112,8 @@ class GAN(keras.Model):
         # Build the slots now, inside the caller's strategy scope: under
         # MirroredStrategy an optimizer first built inside the step fails, and
         # `.keras` loading needs the slots to exist to restore them.
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator_variables())
+        self.d_optimizer.build(self.discriminator_variables())
 
     def get_compile_config(self):
         return {
@@ -127,16 +132,29 @@ class GAN(keras.Model):
 
     # ------------------------------------------------------------- hooks
     def build_networks(self):
-        """The `(generator, discriminator)` pair of `self.network`."""
-        known = self.network in networks.list_networks()  # else `build` names the choices
-        if known and networks.is_conditional(self.network) != self.conditional:
-            kind = "a conditional" if self.conditional else "an unconditional"
-            raise ValueError(
-                f"{type(self).__name__} needs {kind} network; {self.network!r} is not. "
-                f"Choose from: {', '.join(networks.list_networks(conditional=self.conditional))}."
-            )
+        """Build the networks of `self.network` and set them as attributes
+        (`self.generator`, `self.discriminator`)."""
         extra = {"num_classes": self.num_classes} if self.conditional else {}
+        self.generator, self.discriminator = self.build_network_pair(**extra)
+
+    def build_network_pair(self, **extra):
+        """One `(generator, discriminator)` pair of `self.network`, checked to be of the entry's kind."""
+        kind = networks.kind_of(self.network)
+        if kind is not None and kind != self.network_kind:  # unknown names: `build` lists the choices
+            raise ValueError(
+                f"{type(self).__name__} needs {'an' if self.network_kind[0] == 'u' else 'a'} "
+                f"{self.network_kind} network; {self.network!r} is {kind}. "
+                f"Choose from: {', '.join(networks.list_networks(self.network_kind))}."
+            )
         return networks.build(self.network, self.latent_dim, self.data_shape, **extra, **self._network_args)
+
+    def generator_variables(self):
+        """What `g_optimizer` updates."""
+        return self.generator.trainable_variables
+
+    def discriminator_variables(self):
+        """What `d_optimizer` updates."""
+        return self.discriminator.trainable_variables
 
     def unpack_batch(self, data):
         """`(samples, labels)` from a dataset element: `x`, `(x,)`, `(x, y)`,
@@ -210,7 +228,7 @@ class GAN(keras.Model):
             fake_logits = self.discriminate(fake, labels)
             loss = self.discriminator_loss(real, fake, real_logits, fake_logits)
             scaled_loss = self.replica_scaled(loss)
-        self._apply(self.d_optimizer, tape, scaled_loss, self.discriminator.trainable_variables)
+        self._apply(self.d_optimizer, tape, scaled_loss, self.discriminator_variables())
         self.after_discriminator_update()
         return loss, real_logits, fake_logits
 
@@ -219,7 +237,7 @@ class GAN(keras.Model):
             fake_logits = self.discriminate(self.fake_samples(batch_size, labels), labels)
             loss = self.generator_loss(fake_logits)
             scaled_loss = self.replica_scaled(loss)
-        self._apply(self.g_optimizer, tape, scaled_loss, self.generator.trainable_variables)
+        self._apply(self.g_optimizer, tape, scaled_loss, self.generator_variables())
         return loss
 
     def train_step(self, data):

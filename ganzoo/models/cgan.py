@@ -15,7 +15,7 @@ from ganzoo.registry import register_model
 CONDITIONINGS = ("concat", "projection")
 
 
-@register_network("conditional_dcgan", conditional=True)
+@register_network("conditional_dcgan", kind="conditional")
 def conditional_dcgan(
     latent_dim,
     data_shape,
@@ -84,6 +84,7 @@ class ConditionalGAN(GAN):
 
     default_network = "conditional_dcgan"
     conditional = True
+    network_kind = "conditional"
 
     def __init__(self, data_shape, num_classes=10, **kwargs):
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
