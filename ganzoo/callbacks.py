@@ -16,24 +16,32 @@ class SampleGrid(keras.callbacks.Callback):
 
     Files are `<out_dir>/epoch_NNN.png` (a grid for images, a scatter plot
     for 2D data; for conditional models one row of `per_class` samples per
-    class); the noise is drawn once from `seed`, so the series shows the same
-    latent points improving. With `log_dir`, the pictures also go to
-    TensorBoard under `samples`.
+    class; for translation models the rows A, G(A), B, F(B) of the fixed
+    `translate` images `(a_images, b_images)`); the noise is drawn once from
+    `seed`, so the series shows the same latent points improving. With
+    `log_dir`, the pictures also go to TensorBoard under `samples`.
     """
 
-    def __init__(self, out_dir, every=1, n=64, seed=0, log_dir=None, per_class=8):
+    def __init__(self, out_dir, every=1, n=64, seed=0, log_dir=None, per_class=8, translate=None):
         super().__init__()
         if every < 1 or n < 1 or per_class < 1:
             raise ValueError(f"every, n and per_class must be positive, got {every}, {n}, {per_class}.")
         self.out_dir = Path(out_dir)
         self.every, self.n, self.seed, self.log_dir, self.per_class = every, n, seed, log_dir, per_class
+        self.translate = None if translate is None else tuple(np.asarray(x, "float32") for x in translate)
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
         model = self.model
-        if model.conditional:
+        if model.network_kind == "translation":
+            if self.translate is None:
+                raise ValueError("SampleGrid needs translate=(a_images, b_images) for a translation model.")
+            a, b = self.translate
+            rows = [a, model.translate(a, "a2b"), b, model.translate(b, "b2a")]
+            image = visualize.image_grid(np.concatenate(rows), columns=len(a))
+        elif model.conditional:
             image = visualize.class_grid(
                 model.generate_from, model.latent_dim, range(model.num_classes), self.per_class, self.seed
             )
@@ -109,3 +117,73 @@ class EvaluationCallback(keras.callbacks.Callback):
         )
         results = evaluation.compute_metrics(self.metric_names, self._real, fake, mixture=self.dataset, seed=self.seed)
         logs.update({key: float(value) for key, value in results.items()})
+
+
+class LinearDecay(keras.callbacks.Callback):
+    """Both optimizers' learning rates constant for the first `decay_from`
+    fraction of `epochs`, then falling linearly towards zero (Zhu et al.
+    2017: 100 epochs constant, 100 decaying). In epoch e of the decay, counted
+    from 1, the rate is initial * (1 - e / (decay epochs + 1)), as in the
+    authors' code. The rates are set at the start of each epoch from its
+    number, so a resumed run continues the schedule.
+
+    Args:
+        epochs: the total epochs of the run.
+        decay_from: fraction of `epochs` before the decay starts.
+        initial_learning_rates: `(g, d)`; by default the optimizers' rates
+            when training starts.
+    """
+
+    def __init__(self, epochs, decay_from=0.5, initial_learning_rates=None):
+        super().__init__()
+        if epochs < 1 or not 0 <= decay_from <= 1:
+            raise ValueError(f"epochs must be positive and decay_from in [0, 1], got {epochs}, {decay_from}.")
+        self.epochs, self.decay_from = int(epochs), float(decay_from)
+        self.initial_learning_rates = initial_learning_rates
+
+    def factor(self, epoch):
+        """The multiplier of the initial rates in `epoch` (0-based)."""
+        constant = round(self.epochs * self.decay_from)
+        if epoch < constant:
+            return 1.0
+        return max(0.0, 1.0 - (epoch - constant + 1) / (self.epochs - constant + 1))
+
+    def set_model(self, model):
+        super().set_model(model)
+        # Read before BackupAndRestore's on_train_begin restores decayed rates.
+        if self.initial_learning_rates is None:
+            self.initial_learning_rates = tuple(
+                float(keras.ops.convert_to_numpy(opt.learning_rate)) for opt in (model.g_optimizer, model.d_optimizer)
+            )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for optimizer, rate in zip((self.model.g_optimizer, self.model.d_optimizer), self.initial_learning_rates):
+            optimizer.learning_rate = rate * self.factor(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.g_optimizer.learning_rate))
+
+
+class TranslationEvaluation(keras.callbacks.Callback):
+    """Every `every` epochs, add the translation metrics on digits_style's
+    test digits (`ganzoo.metrics.translation`) to the epoch's logs; put it
+    before `HistoryFile` and `keras.callbacks.TensorBoard`."""
+
+    def __init__(self, every=5, cache=None):
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"every must be positive, got {every}.")
+        self.every, self.cache = every, cache
+
+    def on_train_begin(self, logs=None):
+        from ganzoo.metrics.translation import domain_classifiers
+
+        domain_classifiers(self.model.data_shape[0], self.cache)  # train them now, not mid-run
+
+    def on_epoch_end(self, epoch, logs=None):
+        from ganzoo.metrics.translation import evaluate_translation
+
+        if (epoch + 1) % self.every or logs is None:
+            return
+        logs.update(evaluate_translation(self.model, cache=self.cache)["metrics"])

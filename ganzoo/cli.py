@@ -67,6 +67,10 @@ def _parser():
                                          "samples per class (default 8)")
     p.add_argument("--labels", help="conditional models: comma-separated classes, one row each "
                                     "(default: every class)")
+    p.add_argument("--input", help="translation models: a folder of images to translate, shown before/after "
+                                   "(default: held-out digits_style test digits)")
+    p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"),
+                   help="translation models: a2b (G) or b2a (F) (default a2b)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -135,16 +139,20 @@ def cmd_train(args):
     keras.utils.set_random_seed(args.seed)
     model_shape = tuple(overrides.get("data_shape", config["model"]["data_shape"]))
     is_image = len(model_shape) == 3
-    conditional = registry.model_class(args.name).conditional
-    dataset = data.load(
-        settings["dataset"],
+    model_class = registry.model_class(args.name)
+    conditional, translation = model_class.conditional, model_class.network_kind == "translation"
+    loader = dict(
         image_size=settings["image_size"] or (model_shape[0] if is_image else None),
         channels=model_shape[-1] if is_image else None,
         batch_size=settings["batch_size"],
         seed=args.seed,
-        with_labels=conditional,
     )
-    images_spec = dataset.element_spec[0] if conditional else dataset.element_spec
+    if translation:
+        augment = {key: defaults[key] for key in ("jitter", "flip") if key in defaults}
+        dataset = data.load_unpaired(settings["dataset"], **loader, **augment)
+    else:
+        dataset = data.load(settings["dataset"], **loader, with_labels=conditional)
+    images_spec = dataset.element_spec[0] if conditional or translation else dataset.element_spec
     model_args = {**overrides, "data_shape": tuple(images_spec.shape[1:])}
     if conditional and "num_classes" not in overrides:
         model_args["num_classes"] = data.num_classes(settings["dataset"]) or config["model"]["num_classes"]
@@ -159,9 +167,18 @@ def cmd_train(args):
         flush=True,
     )
     _write_run(out, settings, epochs, "running")
-    evaluation = _evaluation_callback(
-        settings["dataset"], args.eval_every, defaults.get("eval_every", 0), conditional
-    )
+    if translation:
+        evaluation = _translation_callbacks(settings["dataset"], args.eval_every, defaults, epochs)
+        fixed = next(iter(data.load_unpaired(
+            settings["dataset"], image_size=data_shape[0], channels=data_shape[-1], batch_size=8, shuffle=False,
+            split="test" if settings["dataset"] in data.UNPAIRED_DATASETS else "train", jitter=False, flip=False,
+        )))
+        grid = callbacks.SampleGrid(out / "samples", log_dir=out / "logs" / "samples", translate=fixed)
+    else:
+        evaluation = _evaluation_callback(
+            settings["dataset"], args.eval_every, defaults.get("eval_every", 0), conditional
+        )
+        grid = callbacks.SampleGrid(out / "samples", log_dir=out / "logs" / "samples")
     started = time.time()
     model.fit(
         dataset,
@@ -170,7 +187,7 @@ def cmd_train(args):
         # The backup goes last: an epoch it records as done has its samples,
         # history and model file written, whenever the process is killed.
         callbacks=[
-            callbacks.SampleGrid(out / "samples", log_dir=out / "logs" / "samples"),
+            grid,
             *evaluation,  # before the loggers, which record what it adds to the logs
             callbacks.HistoryFile(out / "history.json"),
             keras.callbacks.TensorBoard(out / "logs"),
@@ -181,6 +198,18 @@ def cmd_train(args):
     export_path = model.export(out / EXPORT_DIR / "1", overwrite=True)
     _write_run(out, settings, epochs, "finished", seconds=round(time.time() - started, 1))
     print(f"Done in {time.time() - started:.0f}s. Samples: {out / 'samples'}; SavedModel: {export_path}")
+
+
+def _translation_callbacks(dataset, asked, defaults, epochs):
+    """The paper's learning-rate decay, and label preservation on digits_style."""
+    from ganzoo import callbacks
+    from ganzoo.data import UNPAIRED_DATASETS
+
+    chosen = [callbacks.LinearDecay(epochs, defaults.get("decay_from", 0.5))]
+    every = asked if asked is not None else defaults.get("eval_every", 0)
+    if every and dataset in UNPAIRED_DATASETS:
+        chosen.append(callbacks.TranslationEvaluation(every))
+    return chosen
 
 
 def _evaluation_callback(dataset, asked, default, conditional=False):
@@ -275,7 +304,15 @@ def cmd_sample(args):
     from ganzoo.models.base import latent_noise
 
     sampler = load_sampler(args.source)
-    if sampler.num_classes:
+    if getattr(sampler, "translate", None):
+        if args.labels:
+            raise UsageError(f"{args.source} translates images: it takes --input, not --labels.")
+        inputs = _images_to_translate(args.input, args.direction, sampler.data_shape, args.n or 8)
+        picture = visualize.before_after(inputs, sampler.translate(inputs, args.direction))
+        what = f"{len(inputs)} images before and after {args.direction}"
+    elif args.input:
+        raise UsageError(f"{args.source} generates from noise: --input is for translation models (cyclegan).")
+    elif sampler.num_classes:
         classes = _parse_labels(args.labels, sampler.num_classes)
         per_class = args.n or 8
         picture = visualize.class_grid(sampler.generate, sampler.latent_dim, classes, per_class, args.seed)
@@ -289,6 +326,24 @@ def cmd_sample(args):
     out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(out)
     print(f"Wrote {what} to {out}")
+
+
+def _images_to_translate(folder, direction, data_shape, n):
+    """Up to `n` images from `folder`, or from digits_style's held-out test digits."""
+    import numpy as np
+
+    from ganzoo import data
+
+    if folder is None:
+        from ganzoo.metrics.translation import test_domains
+
+        a, b, _ = test_domains(data_shape[0])
+        return (a if direction == "a2b" else b)[:n]
+    if not Path(folder).is_dir():
+        raise UsageError(f"--input {folder} is not a folder of images.")
+    batches = data.load(folder, image_size=data_shape[0], channels=data_shape[-1], batch_size=n,
+                        shuffle=False, drop_remainder=False).take(1)
+    return np.concatenate(list(batches.as_numpy_iterator()))
 
 
 def _parse_labels(text, num_classes):
@@ -329,6 +384,8 @@ def cmd_evaluate(args):
         if value is not None and value < 2:
             raise UsageError(f"{flag} must be at least 2, got {value}.")
     sampler = metrics.load_sampler(source)
+    if getattr(sampler, "translate", None):
+        return _evaluate_translation(sampler, source, dataset, args)
     features = args.features or metrics.evaluation.default_features(dataset, sampler.data_shape)
     stem = f"{Path(str(dataset)).name}-{Path(str(features)).stem}.json"
     out = Path(args.out) if args.out else (
@@ -348,6 +405,29 @@ def cmd_evaluate(args):
     )
     for key, value in result["metrics"].items():
         print(f"  {key:20s} {value:.4f}" if isinstance(value, float) else f"  {key:20s} {value}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"Wrote {out}")
+
+
+def _evaluate_translation(translator, source, dataset, args):
+    from ganzoo.data import UNPAIRED_DATASETS
+    from ganzoo.metrics.translation import evaluate_translation
+
+    if dataset not in UNPAIRED_DATASETS:
+        raise UsageError(
+            f"Translation metrics need labelled domains with a known style transform: --dataset "
+            f"{' or '.join(UNPAIRED_DATASETS)}, not {dataset!r}."
+        )
+    out = Path(args.out) if args.out else (
+        source / "evaluation" / f"{dataset}.json" if (source / RUN_FILE).exists() else Path(f"evaluation-{dataset}.json")
+    )
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; choose another --out or pass --force to overwrite it.")
+    result = evaluate_translation(translator, n=args.n)
+    print(f"\n{source} on {dataset} (test split, {result['protocol']['n']} digits per domain)")
+    for key, value in result["metrics"].items():
+        print(f"  {key:24s} {value:.4f}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"Wrote {out}")

@@ -89,6 +89,12 @@ def gradient_penalty(critic, real, fake, alpha, weight=10.0):
     return weight * _mean(ops.square(norms - 1.0))
 
 
+def cycle_consistency_loss(real, reconstructed):
+    """E[|x - F(G(x))|]: the L1 cycle loss of Zhu et al. 2017, eq. 2 (also
+    their identity loss, with F(x) in place of F(G(x)))."""
+    return _mean(ops.abs(ops.cast(real, "float32") - ops.cast(reconstructed, "float32")))
+
+
 LOSSES = {
     "minimax": (minimax_generator_loss, minimax_discriminator_loss),
     "non_saturating": (non_saturating_generator_loss, non_saturating_discriminator_loss),

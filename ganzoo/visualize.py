@@ -69,6 +69,18 @@ def class_grid(generate, latent_dim, classes, per_class=8, seed=0):
     return image_grid(class_rows(generate, latent_dim, classes, per_class, seed), columns=per_class)
 
 
+def before_after(inputs, outputs, columns=8):
+    """A grid of translations: rows of `columns` inputs, each followed by the
+    row of their outputs (white cells finish a short last row)."""
+    inputs, outputs = np.asarray(inputs, "float32"), np.asarray(outputs, "float32")
+    columns = min(columns, len(inputs))
+    rows = []
+    for start in range(0, len(inputs), columns):
+        for row in (inputs[start : start + columns], outputs[start : start + columns]):
+            rows.append(np.concatenate([row, np.ones((columns - len(row), *row.shape[1:]), "float32")]))
+    return image_grid(np.concatenate(rows), columns=columns)
+
+
 def picture(samples, reference=None):
     """The natural picture of a batch: a grid for images, a scatter for 2D vectors."""
     samples = np.asarray(samples)

@@ -281,6 +281,10 @@ def as_sampler(generator):
         return generator
     if isinstance(generator, (str, os.PathLike)):
         return load_sampler(generator)
+    if getattr(generator, "network_kind", None) == "translation":
+        from ganzoo.metrics.translation import as_translator
+
+        return as_translator(generator)
     if hasattr(generator, "generator") and hasattr(generator, "latent_dim"):
         model = generator
         # One compiled graph for every batch, instead of eager layer calls.
@@ -294,7 +298,8 @@ def as_sampler(generator):
 
 
 def load_sampler(path):
-    """A `Sampler` from a run folder (its `model.keras`) or a SavedModel."""
+    """A `Sampler` from a run folder (its `model.keras`) or a SavedModel; for
+    translation models (cyclegan) a `ganzoo.metrics.translation.Translator`."""
     import tensorflow as tf
 
     path = Path(path)
@@ -308,6 +313,8 @@ def load_sampler(path):
         from ganzoo.export import load_serving
 
         loaded, info = load_serving(path)
+        if "a2b" in loaded.signatures:
+            return _saved_translator(loaded, path)
         serve = loaded.signatures["serving_default"]
         if "latent_dim" not in info:
             raise ValueError(f"{path}: its serving_default signature takes no latent vector 'z'.")
@@ -326,3 +333,21 @@ def load_sampler(path):
     raise FileNotFoundError(
         f"{path} is neither a run folder (with {RUN_MODEL_FILE}) nor a SavedModel (with saved_model.pb)."
     )
+
+
+def _saved_translator(loaded, path):
+    import tensorflow as tf
+
+    from ganzoo.metrics.translation import Translator
+
+    signatures = {direction: loaded.signatures[direction] for direction in ("a2b", "b2a")}
+
+    def translate(images, direction="a2b", batch_size=128):
+        images = np.asarray(images, "float32")
+        return np.concatenate([
+            signatures[direction](images=tf.constant(images[i : i + batch_size]))["images"].numpy()
+            for i in range(0, len(images), batch_size)
+        ])
+
+    shape = tuple(signatures["a2b"].structured_input_signature[1]["images"].shape[1:])
+    return Translator(translate, shape, os.fspath(path))
