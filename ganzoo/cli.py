@@ -335,9 +335,9 @@ def _images_to_translate(folder, direction, data_shape, n):
     from ganzoo import data
 
     if folder is None:
-        from ganzoo.metrics.translation import test_domains
+        from ganzoo.metrics.translation import held_out_domains
 
-        a, b, _ = test_domains(data_shape[0])
+        a, b, _ = held_out_domains(data_shape[0])
         return (a if direction == "a2b" else b)[:n]
     if not Path(folder).is_dir():
         raise UsageError(f"--input {folder} is not a folder of images.")

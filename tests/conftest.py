@@ -22,6 +22,9 @@ TINY = {
     "dcgan": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
     "wgan": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
     "wgan_gp": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
+    "cyclegan": dict(data_shape=(16, 16, 3), pool_size=4, network_args={
+        "filters": 4, "residual_blocks": 1, "downsamplings": 1, "discriminator_filters": 4, "discriminator_layers": 2,
+    }),
     "cgan": dict(data_shape=(16, 16, 1), latent_dim=8, num_classes=3, network_args={"filters": 4, "embedding_dim": 4}),
 }
 
@@ -32,13 +35,16 @@ def tiny_model(name, **overrides):
 
 
 def batch_for(model, n=8, seed=0):
-    """Random samples shaped for `model`; `(samples, labels)` for conditional models."""
+    """Random samples shaped for `model`; `(samples, labels)` for conditional
+    models, `(a_images, b_images)` for translation models."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     samples = rng.uniform(-1, 1, (n, *model.data_shape)).astype("float32")
     if model.conditional:
         return samples, (np.arange(n) % model.num_classes).astype("int32")
+    if model.network_kind == "translation":  # (domain A, domain B)
+        return samples, rng.uniform(-1, 1, samples.shape).astype("float32")
     return samples
 
 

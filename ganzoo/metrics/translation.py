@@ -48,7 +48,7 @@ def as_translator(model):
     raise TypeError(f"Expected a translation model (cyclegan), got {type(model).__name__}.")
 
 
-def test_domains(image_size=32):
+def held_out_domains(image_size=32):
     """digits_style's test split as `(a, b, labels)`, images in [-1, 1]."""
     from ganzoo.data import digits_style_arrays
 
@@ -111,7 +111,7 @@ def evaluate_translation(model, n=None, cache=None, batch_size=128):
 
     translator = as_translator(model)
     image_size = translator.data_shape[0]
-    a, b, labels = test_domains(image_size)
+    a, b, labels = held_out_domains(image_size)
     if n is not None:
         a, b, labels = a[:n], b[:n], labels[:n]
     classifiers, info = domain_classifiers(image_size, cache)
