@@ -33,6 +33,7 @@ from ganzoo.metrics.features import (
     train_classifier,
 )
 from ganzoo.metrics.mixtures import mode_coverage
+from ganzoo.metrics import translation  # noqa: E402  (cyclegan: label preservation, style and cycle error)
 
 __all__ = [
     "METRICS",
