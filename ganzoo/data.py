@@ -116,10 +116,10 @@ def num_classes(name, data_dir=None):
     import tensorflow_datasets as tfds
 
     try:
-        label = tfds.builder(name, data_dir=data_dir).info.features.get("label")
+        features = tfds.builder(name, data_dir=data_dir).info.features
     except Exception:  # noqa: BLE001 - unknown or unreadable: `load` gives the full error
         return None
-    return getattr(label, "num_classes", None)
+    return getattr(features["label"], "num_classes", None) if "label" in features.keys() else None
 
 
 def mixture_samples(name, n, seed=None):

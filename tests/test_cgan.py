@@ -172,6 +172,8 @@ def test_conditional_accuracy_needs_a_conditional_generator_and_a_classifier(dig
 def test_num_classes_of_datasets(tmp_path):
     assert ganzoo.data.num_classes("digits") == 10
     assert ganzoo.data.num_classes("ring") is None
+    assert ganzoo.data.num_classes("mnist") == 10  # from the TFDS builder's features, offline
+    assert ganzoo.data.num_classes("cycle_gan/horse2zebra") == 2
     for name in ("a", "b", "c"):
         (tmp_path / name).mkdir()
         Image.fromarray(np.zeros((8, 8), "uint8")).save(tmp_path / name / "0.png")
@@ -225,3 +227,14 @@ def test_evaluate_reports_conditional_accuracy(cgan_run, tmp_path, capsys):
     assert cli.main(["evaluate", str(cgan_run), "--n", "50", "--out", str(out)]) == 0
     assert "conditional_accuracy" in capsys.readouterr().out
     assert 0 <= json.loads(out.read_text())["metrics"]["conditional_accuracy"] <= 1
+
+
+def test_train_cgan_on_a_tfds_dataset_takes_its_number_of_classes(tmp_path):
+    import keras
+    import tensorflow_datasets as tfds
+
+    out = tmp_path / "mnist"
+    with tfds.testing.mock_data(num_examples=64):
+        assert cli.main(["train", *TINY_CGAN_ARGS, "--dataset", "mnist", "--out", str(out), "--eval-every", "0"]) == 0
+    assert keras.models.load_model(out / "model.keras").num_classes == 10
+    assert Image.open(out / "samples" / "epoch_001.png").size[1] == 10 * 66 + 2  # a row per class
