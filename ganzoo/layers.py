@@ -98,3 +98,107 @@ def _scatter_rows(pool, slots, rows, mask):
     return tf.tensor_scatter_nd_update(
         pool, tf.gather(slots, keep)[:, None], tf.gather(tf.cast(rows, pool.dtype), keep)
     )
+
+
+# ---------------------------------------------- progressive growing (pggan)
+@keras.saving.register_keras_serializable(package="ganzoo")
+class PixelNormalization(keras.layers.Layer):
+    """x / sqrt(mean over channels of x^2 + epsilon) at every pixel
+    (Karras et al. 2018, section 4.2): keeps G's feature magnitudes from
+    escalating, with no learned parameters."""
+
+    def __init__(self, epsilon=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, x):
+        return x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
+class MinibatchStdDev(keras.layers.Layer):
+    """Append one feature map: the standard deviation of each feature over
+    groups of `group_size` images, averaged over features and pixels
+    (Karras et al. 2018, section 3), so D can see a batch's lack of variety.
+    The batch must divide into groups; smaller batches use one group."""
+
+    def __init__(self, group_size=4, epsilon=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size, self.epsilon = int(group_size), float(epsilon)
+
+    def call(self, x):
+        batch = ops.shape(x)[0]
+        group = ops.minimum(self.group_size, batch)
+        group = ops.where(batch % group == 0, group, batch)
+        height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+        grouped = ops.reshape(x, (group, -1, height, width, channels))
+        std = ops.sqrt(ops.var(grouped, axis=0) + self.epsilon)  # [batch / group, H, W, C]
+        mean_std = ops.mean(std, axis=(1, 2, 3), keepdims=True)  # [batch / group, 1, 1, 1]
+        # Image i belongs to group i mod (batch / group), as the reshape put it.
+        tiled = ops.tile(mean_std, (group, height, width, 1))
+        return ops.concatenate([x, ops.cast(tiled, x.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size, "epsilon": self.epsilon}
+
+
+class _Equalized(keras.layers.Layer):
+    """Weights drawn from N(0, 1) and multiplied at run time by He's constant
+    sqrt(gain / fan_in) (Karras et al. 2018, section 4.1), so Adam's
+    per-parameter step sizes give every layer the same learning speed."""
+
+    def __init__(self, units, gain=2.0, use_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.gain, self.use_bias = int(units), float(gain), use_bias
+
+    def _build_weights(self, kernel_shape, fan_in):
+        self.scale = (self.gain / fan_in) ** 0.5
+        self.kernel = self.add_weight(shape=kernel_shape, initializer="random_normal", name="kernel")
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias") if self.use_bias else None
+
+    def _finish(self, y):
+        return y + self.bias if self.use_bias else y
+
+    def get_config(self):
+        return {**super().get_config(), "gain": self.gain, "use_bias": self.use_bias}
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
+class EqualizedDense(_Equalized):
+    def build(self, input_shape):
+        self._build_weights((input_shape[-1], self.units), input_shape[-1])
+
+    def call(self, x):
+        return self._finish(ops.matmul(x, self.kernel * self.scale))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
+class EqualizedConv2D(_Equalized):
+    def __init__(self, filters, kernel_size=3, gain=2.0, use_bias=True, **kwargs):
+        super().__init__(filters, gain=gain, use_bias=use_bias, **kwargs)
+        self.kernel_size = int(kernel_size)
+
+    def build(self, input_shape):
+        k, channels = self.kernel_size, input_shape[-1]
+        self._build_weights((k, k, channels, self.units), k * k * channels)
+
+    def call(self, x):
+        return self._finish(ops.conv(x, self.kernel * self.scale, strides=1, padding="same"))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.units, "kernel_size": self.kernel_size}
