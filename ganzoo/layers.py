@@ -159,7 +159,9 @@ class _Equalized(keras.layers.Layer):
 
     def _build_weights(self, kernel_shape, fan_in):
         self.scale = (self.gain / fan_in) ** 0.5
-        self.kernel = self.add_weight(shape=kernel_shape, initializer="random_normal", name="kernel")
+        self.kernel = self.add_weight(
+            shape=kernel_shape, initializer=keras.initializers.RandomNormal(0.0, 1.0), name="kernel"
+        )
         self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias") if self.use_bias else None
 
     def _finish(self, y):

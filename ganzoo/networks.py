@@ -14,13 +14,14 @@ A builder has a kind, which must match the model's `network_kind`:
   and the discriminator `[samples, labels]`, labels being int32 `[batch]`.
 - `translation`: `latent_dim` is None; the generator maps images to images
   of the same shape (CycleGAN builds two pairs).
+- `progressive`: both networks also take `progress=` (pggan's growth).
 """
 
 import difflib
 
 _NETWORKS = {}
 _KINDS = {}
-KINDS = ("unconditional", "conditional", "translation")
+KINDS = ("unconditional", "conditional", "translation", "progressive")
 
 
 def register_network(name, kind="unconditional"):

@@ -29,7 +29,9 @@ def test_discriminator_step_changes_only_the_discriminator(name):
     model.discriminator_step(*model.unpack_batch(tf.nest.map_structure(tf.constant, batch_for(model))))
     assert not any(changed(g, model.generator.trainable_variables))
     moved = changed(d, model.discriminator.trainable_variables)
-    if model.gan_loss == "wasserstein":
+    if model.network_kind == "progressive":  # at 4x4 the larger blocks are not in use yet
+        assert any(moved)
+    elif model.gan_loss == "wasserstein":
         # E[D(fake)] - E[D(real)] cancels the critic's output bias: its gradient is 0.
         assert moved == [True] * (len(moved) - 1) + [False]
     else:
@@ -41,7 +43,8 @@ def test_generator_step_changes_only_the_generator(name):
     model = tiny_model(name)
     g, d = values(model.generator.trainable_variables), values(model.discriminator.trainable_variables)
     model.generator_step(8)
-    assert all(changed(g, model.generator.trainable_variables))
+    moved = changed(g, model.generator.trainable_variables)
+    assert any(moved) if model.network_kind == "progressive" else all(moved)
     assert not any(changed(d, model.discriminator.trainable_variables))
 
 
@@ -50,7 +53,7 @@ def test_fit_reports_finite_losses_and_counts_d_steps(name):
     model = tiny_model(name, d_steps=3)
     data = tf.data.Dataset.from_tensor_slices(batch_for(model, 32)).batch(8)
     history = model.fit(data, epochs=2, verbose=0)
-    assert set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(history.history)
     assert all(np.isfinite(v).all() for v in history.history.values())
     assert int(model.d_optimizer.iterations) == 3 * int(model.g_optimizer.iterations) == 3 * 8
 

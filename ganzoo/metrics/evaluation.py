@@ -16,6 +16,7 @@ import numpy as np
 from ganzoo.metrics import distances
 from ganzoo.metrics.features import get_extractor
 from ganzoo.metrics.mixtures import mode_coverage
+from ganzoo.metrics.swd import multiscale_swd
 
 # Each metric name and the keys it adds to the results.
 METRICS = {
@@ -26,8 +27,10 @@ METRICS = {
     "density_coverage": ("density", "coverage"),
     "mode_coverage": ("modes", "total_modes", "high_quality", "kl"),
     "conditional_accuracy": ("conditional_accuracy",),
+    "swd": ("swd",),  # and swd_<resolution> per pyramid level
 }
-IMAGE_METRICS = ("fid", "kid", "is", "precision_recall", "density_coverage")
+SAMPLE_METRICS = ("mode_coverage", "swd")  # computed from the samples, not from features
+IMAGE_METRICS = ("fid", "kid", "is", "precision_recall", "density_coverage", "swd")
 MIXTURE_METRICS = ("mode_coverage", "fid", "kid", "precision_recall", "density_coverage")
 RUN_MODEL_FILE = "model.keras"  # what `ganzoo train` writes in a run folder
 MODE_COVERAGE_SAMPLES = 2500  # the protocol of VEEGAN / GDPP, Table 1
@@ -85,6 +88,8 @@ def check_metrics(names, extractor, dataset, num_classes=None):
                 f"conditional_accuracy needs a classifier of the dataset's classes as features: 'digits' on "
                 f"digits, or a Keras model with outputs (features, class probabilities); not {extractor.name!r}."
             )
+    if "swd" in names and dataset in MIXTURES:
+        raise ValueError("swd compares image patches; the 2D mixtures have none. Use mode_coverage.")
     if "mode_coverage" in names and dataset not in MIXTURES:
         raise ValueError(f"mode_coverage is defined for the mixtures {sorted(MIXTURES)}, not {dataset!r}.")
     return names
@@ -156,7 +161,8 @@ def generated_batches(sampler, n, batch_size=250, seed=0):
 def generated_features(extractor, sampler, n, names, batch_size=250, seed=0, progress=True):
     """`Features` of `n` samples of `sampler`, keeping the samples when mode coverage needs them."""
     batches = generated_batches(sampler, n, batch_size, seed)
-    return extract(extractor, batches, n, "generated", progress, keep_samples="mode_coverage" in names)
+    keep = any(name in SAMPLE_METRICS for name in names)
+    return extract(extractor, batches, n, "generated", progress, keep_samples=keep)
 
 
 def compute_metrics(names, real, fake, mixture=None, seed=0, kid_subsets=100, kid_subset_size=1000):
@@ -184,6 +190,8 @@ def compute_metrics(names, real, fake, mixture=None, seed=0, kid_subsets=100, ki
             )
         elif name == "mode_coverage":
             results.update(mode_coverage(fake.samples[:MODE_COVERAGE_SAMPLES], mixture))
+        elif name == "swd":
+            results.update(multiscale_swd(real.samples, fake.samples, seed=seed))
         elif name == "conditional_accuracy":
             results["conditional_accuracy"] = distances.conditional_accuracy(fake.probabilities, fake.labels)
     return results
@@ -232,7 +240,8 @@ def evaluate(
     names = check_metrics(
         metrics or default_metrics(dataset, bool(sampler.num_classes), extractor), extractor, dataset, sampler.num_classes
     )
-    real = extract(extractor, real_batches(dataset, data_shape, n, split, batch_size, seed), n, "real", progress)
+    real = extract(extractor, real_batches(dataset, data_shape, n, split, batch_size, seed), n, "real", progress,
+                   keep_samples="swd" in names)
     fake = generated_features(extractor, sampler, n, names, batch_size, seed, progress)
     results = compute_metrics(names, real, fake, mixture=dataset, seed=seed)
     kid_subset_size = min(1000, len(real.features), len(fake.features))  # what kernel_distance used

@@ -1,0 +1,299 @@
+"""Progressive growing of GANs: Karras, Aila, Laine & Lehtinen 2018,
+"Progressive Growing of GANs for Improved Quality, Stability, and Variation"
+(arXiv:1710.10196).
+
+The whole network, up to the target resolution, is built once. A `progress`
+value p in [0, L] (L doublings above 4x4) weights each block: block s is off
+while p <= s - 1, fades in while s - 1 < p < s, and is on from p = s. p is a
+pure function of the images shown so far, a saved variable, so a single
+`fit` runs every phase without retracing and a resumed run continues at the
+same resolution and alpha.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from ganzoo import losses
+from ganzoo.layers import EqualizedConv2D, EqualizedDense, MinibatchStdDev, PixelNormalization
+from ganzoo.models.base import GAN
+from ganzoo.networks import register_network
+from ganzoo.registry import register_model
+
+
+def resolutions(target):
+    """[4, 8, ..., target] for a target side of 4 * 2^L."""
+    levels = math.log2(target / 4)
+    if target < 8 or levels != int(levels):
+        raise ValueError(f"pggan grows square images from 4x4 to a side of 4 * 2^L (8, 16, 32, ...), got {target}.")
+    return [4 * 2**s for s in range(int(levels) + 1)]
+
+
+def block_weight(progress, level):
+    """How much of block `level` (>= 1) is used at `progress`: 0, the fade-in alpha, or 1."""
+    return ops.clip(ops.convert_to_tensor(progress, "float32") - (level - 1), 0.0, 1.0)
+
+
+def upsample(x):
+    return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def downsample(x):
+    return ops.average_pool(x, 2, strides=2, padding="valid")
+
+
+def grow(levels, progress):
+    """Compose per-level images (4x4 first) into the target-resolution image:
+    each level is blended with the upsampled image below it by its block
+    weight. The generator's output and the real images pass through this."""
+    image = levels[0]
+    for level, current in enumerate(levels[1:], start=1):
+        weight = ops.cast(block_weight(progress, level), current.dtype)
+        image = weight * current + (1.0 - weight) * upsample(image)
+    return image
+
+
+def pyramid(images, count):
+    """`count` levels of `images` by 2x2 average pooling, lowest first."""
+    levels = [images]
+    for _ in range(count - 1):
+        levels.insert(0, downsample(levels[0]))
+    return levels
+
+
+def _lrelu(x):
+    return ops.leaky_relu(x, 0.2)
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
+class ProgressiveGenerator(keras.Model):
+    """z -> pixel norm -> 4x4 -> [upsample, 2 x (3x3 conv, LReLU, pixel norm)]
+    per doubling; a 1x1 toRGB after every level. Linear output."""
+
+    def __init__(self, latent_dim, data_shape, fmap_base=2048, fmap_max=128, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim, self.data_shape = int(latent_dim), tuple(data_shape)
+        self.fmap_base, self.fmap_max = int(fmap_base), int(fmap_max)
+        self.sizes = resolutions(self.data_shape[0])
+        width = [min(self.fmap_base // r, self.fmap_max) for r in self.sizes]
+        channels = self.data_shape[-1]
+        self.pixel_norm = PixelNormalization()
+        # The paper's first layer is a 4x4 transposed conv of z: a dense layer to 4x4 maps.
+        self.project = EqualizedDense(16 * width[0], gain=2.0 / 16)
+        self.head = EqualizedConv2D(width[0], 3)
+        # Flat lists of layers: Keras tracks the weights of list items, not of tuples in lists.
+        self.first_convs = [EqualizedConv2D(w, 3) for w in width[1:]]
+        self.second_convs = [EqualizedConv2D(w, 3) for w in width[1:]]
+        self.to_rgb = [EqualizedConv2D(channels, 1, gain=1.0) for _ in self.sizes]
+        self.build((None, self.latent_dim))
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self(ops.zeros((1, self.latent_dim)))
+
+    def level_images(self, z):
+        """The toRGB image of every level, 4x4 first."""
+        x = self.pixel_norm(z)
+        x = ops.reshape(_lrelu(self.project(x)), (-1, 4, 4, self.project.units // 16))
+        x = self.pixel_norm(_lrelu(self.head(self.pixel_norm(x))))
+        images = [self.to_rgb[0](x)]
+        for first, second, to_rgb in zip(self.first_convs, self.second_convs, self.to_rgb[1:]):
+            x = upsample(x)
+            x = self.pixel_norm(_lrelu(first(x)))
+            x = self.pixel_norm(_lrelu(second(x)))
+            images.append(to_rgb(x))
+        return images
+
+    def call(self, z, progress=None):
+        progress = float(len(self.sizes) - 1) if progress is None else progress
+        return grow(self.level_images(z), progress)
+
+    def get_config(self):
+        return {**super().get_config(), "latent_dim": self.latent_dim, "data_shape": list(self.data_shape),
+                "fmap_base": self.fmap_base, "fmap_max": self.fmap_max}
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
+class ProgressiveDiscriminator(keras.Model):
+    """fromRGB (1x1) at every level; per halving 2 x (3x3 conv, LReLU) and 2x2
+    average pooling; at 4x4 minibatch stddev, a 3x3 and a 4x4 conv (here a
+    dense layer) and a linear output."""
+
+    def __init__(self, data_shape, fmap_base=2048, fmap_max=128, group_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.data_shape = tuple(data_shape)
+        self.fmap_base, self.fmap_max, self.group_size = int(fmap_base), int(fmap_max), int(group_size)
+        self.sizes = resolutions(self.data_shape[0])
+        width = [min(self.fmap_base // r, self.fmap_max) for r in self.sizes]
+        self.from_rgb = [EqualizedConv2D(w, 1) for w in width]
+        self.first_convs = [EqualizedConv2D(width[s], 3) for s in range(1, len(width))]
+        self.second_convs = [EqualizedConv2D(width[s - 1], 3) for s in range(1, len(width))]
+        self.stddev = MinibatchStdDev(group_size)
+        self.tail_conv = EqualizedConv2D(width[0], 3)
+        self.tail_dense = EqualizedDense(width[0])
+        self.logit = EqualizedDense(1, gain=1.0)
+        self.build((None, *self.data_shape))
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self(ops.zeros((self.group_size, *self.data_shape)))
+
+    def call(self, images, progress=None):
+        progress = float(len(self.sizes) - 1) if progress is None else progress
+        inputs = pyramid(images, len(self.sizes))
+        top = len(self.sizes) - 1
+        h = _lrelu(self.from_rgb[top](inputs[top]))
+        for level in range(top, 0, -1):
+            first, second = self.first_convs[level - 1], self.second_convs[level - 1]
+            block = downsample(_lrelu(second(_lrelu(first(h)))))
+            skip = _lrelu(self.from_rgb[level - 1](inputs[level - 1]))
+            weight = ops.cast(block_weight(progress, level), block.dtype)
+            h = weight * block + (1.0 - weight) * skip
+        h = _lrelu(self.tail_conv(self.stddev(h)))
+        h = _lrelu(self.tail_dense(ops.reshape(h, (ops.shape(h)[0], -1))))
+        return self.logit(h)
+
+    def get_config(self):
+        return {**super().get_config(), "data_shape": list(self.data_shape), "fmap_base": self.fmap_base,
+                "fmap_max": self.fmap_max, "group_size": self.group_size}
+
+
+@register_network("progressive", kind="progressive")
+def progressive(latent_dim, data_shape, fmap_base=2048, fmap_max=128, group_size=4):
+    """The progressive generator and discriminator, grown from 4x4 to `data_shape`.
+    Widths are min(fmap_base / resolution, fmap_max) (the paper: 8192 and 512)."""
+    if len(data_shape) != 3 or data_shape[0] != data_shape[1]:
+        raise ValueError(f"pggan grows square images (H, H, C); got data_shape {data_shape}.")
+    return (
+        ProgressiveGenerator(latent_dim, data_shape, fmap_base, fmap_max, name="generator"),
+        ProgressiveDiscriminator(data_shape, fmap_base, fmap_max, group_size, name="discriminator"),
+    )
+
+
+@register_model("pggan")
+class ProgressiveGAN(GAN):
+    """Progressive growing (Karras et al. 2018): 4x4 up to `data_shape`, each
+    new block faded in over `fade_images` images shown and then trained
+    stable for `stable_images`; pixel norm in G, minibatch stddev in D,
+    equalised learning rate, the WGAN-GP loss with the drift term
+    epsilon * E[D(x)^2], and an exponential moving average of G's weights
+    (`ema_decay`) for sampling and export.
+
+    Args:
+        fade_images, stable_images: images shown per fade-in and per stable phase.
+        gp_weight: lambda of the gradient penalty.
+        drift_weight: epsilon of the drift term.
+        ema_decay: decay of the generator's moving average.
+    """
+
+    default_network = "progressive"
+    network_kind = "progressive"
+
+    def __init__(self, data_shape, fade_images=20_000, stable_images=20_000, gp_weight=10.0,
+                 drift_weight=0.001, ema_decay=0.999, **kwargs):
+        if fade_images < 1 or stable_images < 0:
+            raise ValueError(f"fade_images must be positive and stable_images >= 0, got {fade_images}, {stable_images}.")
+        if not 0 <= ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay!r}.")
+        self.fade_images, self.stable_images = int(fade_images), int(stable_images)
+        self.gp_weight, self.drift_weight, self.ema_decay = float(gp_weight), float(drift_weight), float(ema_decay)
+        super().__init__(data_shape, **kwargs)
+        self.levels = len(self.generator.sizes) - 1
+        self.ema_generator = ProgressiveGenerator(
+            self.latent_dim, self.data_shape, **{k: v for k, v in self._network_args.items() if k != "group_size"},
+            name="ema_generator",
+        )
+        self.ema_generator.set_weights(self.generator.get_weights())
+        self.ema_generator.trainable = False
+        # Images shown so far: the schedule's clock, saved with the model.
+        self.images_seen = self.add_weight(shape=(), initializer="zeros", dtype="float32", trainable=False,
+                                           name="images_seen", aggregation="only_first_replica")
+
+    def compile(self, g_optimizer="adam", d_optimizer="adam", loss="wasserstein", **kwargs):
+        super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, **kwargs)
+
+    # ---------------------------------------------------------- schedule
+    @property
+    def total_images(self):
+        """Images shown until the last block is faded in and trained stable."""
+        return self.stable_images + self.levels * (self.fade_images + self.stable_images)
+
+    def progress_at(self, images_seen):
+        """p for a number of images shown: stable at 0, then per level a fade
+        (p rises by 1 over `fade_images`) and a stable phase; at most L."""
+        images = ops.maximum(ops.cast(images_seen, "float32") - self.stable_images, 0.0)
+        period = float(self.fade_images + self.stable_images)
+        level = ops.floor(images / period)
+        within = images - level * period
+        return ops.minimum(level + ops.minimum(within / self.fade_images, 1.0), float(self.levels))
+
+    @property
+    def progress(self):
+        return self.progress_at(self.images_seen)
+
+    def phase(self, progress=None):
+        """`(resolution, alpha)` being trained: the resolution of the newest
+        block in use and its fade-in alpha (1 when stable)."""
+        p = float(self.progress if progress is None else progress)
+        level = math.ceil(p)
+        alpha = 1.0 if level == p else p - math.floor(p)
+        return self.generator.sizes[level], alpha
+
+    # ------------------------------------------------------------- hooks
+    def fake_samples(self, batch_size, labels=None, training=True):
+        return self.generator(self.sample_noise(batch_size), progress=self.progress, training=training)
+
+    def discriminate(self, samples, labels=None, training=True):
+        return self.discriminator(samples, progress=self.progress, training=training)
+
+    def discriminator_loss(self, real, fake, real_logits, fake_logits):
+        alpha = self.replica_random(keras.random.uniform, tf.shape(real)[0], (1, 1, 1))
+        penalty = losses.gradient_penalty(
+            lambda x, training: self.discriminate(x, training=training), real, fake, alpha, weight=self.gp_weight
+        )
+        drift = self.drift_weight * ops.mean(ops.square(real_logits))
+        return super().discriminator_loss(real, fake, real_logits, fake_logits) + penalty + drift
+
+    def train_step(self, data):
+        real, _ = self.unpack_batch(data)
+        # Real images at the current resolution, blended as G's output is.
+        real = grow(pyramid(real, self.levels + 1), self.progress)
+        logs = super().train_step(real)
+        self._update_ema()
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.images_seen.assign_add(ops.cast(tf.shape(real)[0] * replicas, "float32"))
+        progress = self.progress
+        level = ops.ceil(progress)
+        sizes = ops.convert_to_tensor(self.generator.sizes, "float32")
+        return {**logs, "resolution": ops.take(sizes, ops.cast(level, "int32")),
+                "alpha": ops.where(level == progress, 1.0, progress - ops.floor(progress))}
+
+    def _update_ema(self):
+        decay = self.ema_decay
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(decay * average + (1.0 - decay) * weight)
+
+    # -------------------------------------------------------- generation
+    def call(self, z, training=None):
+        """Images from the moving-average generator at the current progress, in [-1, 1]."""
+        return ops.clip(self.ema_generator(z, progress=self.progress, training=training), -1.0, 1.0)
+
+    def exported_networks(self):
+        return [self.ema_generator]
+
+    def serving_endpoints(self):
+        # The SavedModel serves the resolution reached when it was written.
+        progress = float(self.progress)
+
+        def serve(z):
+            images = self.ema_generator(z, progress=progress, training=False)
+            return {"images": ops.clip(images, -1.0, 1.0)}
+
+        return {"serving_default": (serve, [self.latent_spec()])}
+
+    def get_config(self):
+        return {**super().get_config(), "fade_images": self.fade_images, "stable_images": self.stable_images,
+                "gp_weight": self.gp_weight, "drift_weight": self.drift_weight, "ema_decay": self.ema_decay}
