@@ -35,6 +35,7 @@ class SampleGrid(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         model = self.model
+        name = f"epoch_{epoch + 1:03d}.png"
         if model.network_kind == "translation":
             if self.translate is None:
                 raise ValueError("SampleGrid needs translate=(a_images, b_images) for a translation model.")
@@ -45,10 +46,18 @@ class SampleGrid(keras.callbacks.Callback):
             image = visualize.class_grid(
                 model.generate_from, model.latent_dim, range(model.num_classes), self.per_class, self.seed
             )
+        elif model.network_kind == "progressive":
+            # At the resolution of the phase, which the full-size output only repeats.
+            resolution, _ = model.phase()
+            samples = model.generate(self.n, seed=self.seed)
+            factor = samples.shape[1] // resolution
+            samples = samples.reshape(len(samples), resolution, factor, resolution, factor, -1).mean(axis=(2, 4))
+            image = visualize.picture(samples)
+            name = f"epoch_{epoch + 1:03d}_{resolution}x{resolution}.png"
         else:
             image = visualize.picture(model.generate(self.n, seed=self.seed))
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        image.save(self.out_dir / f"epoch_{epoch + 1:03d}.png")
+        image.save(self.out_dir / name)
         if self.log_dir:
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(os.fspath(self.log_dir))
