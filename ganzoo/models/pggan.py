@@ -7,7 +7,9 @@ value p in [0, L] (L doublings above 4x4) weights each block: block s is off
 while p <= s - 1, fades in while s - 1 < p < s, and is on from p = s. p is a
 pure function of the images shown so far, a saved variable, so a single
 `fit` runs every phase without retracing and a resumed run continues at the
-same resolution and alpha.
+same resolution and alpha. Both networks pick, with `tf.switch_case`, the
+branch that computes only the levels in use: the graph holds every phase,
+but a step at 8x8 costs what an 8x8 network costs.
 """
 
 import math
@@ -94,13 +96,14 @@ class ProgressiveGenerator(keras.Model):
         super().build(input_shape)
         self(ops.zeros((1, self.latent_dim)))
 
-    def level_images(self, z):
-        """The toRGB image of every level, 4x4 first."""
+    def level_images(self, z, top=None):
+        """The toRGB image of every level up to `top` (default all), 4x4 first."""
         x = self.pixel_norm(z)
         x = ops.reshape(_lrelu(self.project(x)), (-1, 4, 4, self.project.units // 16))
         x = self.pixel_norm(_lrelu(self.head(self.pixel_norm(x))))
         images = [self.to_rgb[0](x)]
-        for first, second, to_rgb in zip(self.first_convs, self.second_convs, self.to_rgb[1:]):
+        top = len(self.sizes) - 1 if top is None else top
+        for first, second, to_rgb in list(zip(self.first_convs, self.second_convs, self.to_rgb[1:]))[:top]:
             x = upsample(x)
             x = self.pixel_norm(_lrelu(first(x)))
             x = self.pixel_norm(_lrelu(second(x)))
@@ -108,8 +111,17 @@ class ProgressiveGenerator(keras.Model):
         return images
 
     def call(self, z, progress=None):
-        progress = float(len(self.sizes) - 1) if progress is None else progress
-        return grow(self.level_images(z), progress)
+        top = len(self.sizes) - 1
+        if progress is None:
+            return grow(self.level_images(z), float(top))
+        progress = ops.convert_to_tensor(progress, "float32")
+
+        def up_to(level):
+            image = grow(self.level_images(z, level), progress)
+            return ops.repeat(ops.repeat(image, 2 ** (top - level), axis=1), 2 ** (top - level), axis=2)
+
+        level = ops.cast(ops.ceil(progress), "int32")
+        return tf.switch_case(level, [lambda level=level_: up_to(level) for level_ in range(top + 1)])
 
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim, "data_shape": list(self.data_shape),
@@ -139,16 +151,30 @@ class ProgressiveDiscriminator(keras.Model):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self(ops.zeros((self.group_size, *self.data_shape)))
+        inputs = pyramid(ops.zeros((self.group_size, *self.data_shape)), len(self.sizes))
+        for level in range(len(self.sizes)):  # every fromRGB, not only the top two
+            self._score(inputs, float(level), level)
 
     def call(self, images, progress=None):
-        progress = float(len(self.sizes) - 1) if progress is None else progress
-        inputs = pyramid(images, len(self.sizes))
         top = len(self.sizes) - 1
+        inputs = pyramid(images, len(self.sizes))
+        if progress is None:
+            return self._score(inputs, float(top), top)
+        progress = ops.convert_to_tensor(progress, "float32")
+        level = ops.cast(ops.ceil(progress), "int32")
+        return tf.switch_case(
+            level, [lambda level=level_: self._score(inputs, progress, level) for level_ in range(top + 1)]
+        )
+
+    def _score(self, inputs, progress, top):
+        """Logits from the levels up to `top`; block `top` fades in by its weight."""
         h = _lrelu(self.from_rgb[top](inputs[top]))
         for level in range(top, 0, -1):
             first, second = self.first_convs[level - 1], self.second_convs[level - 1]
             block = downsample(_lrelu(second(_lrelu(first(h)))))
+            if level < top:  # fully grown below the newest block: no skip path
+                h = block
+                continue
             skip = _lrelu(self.from_rgb[level - 1](inputs[level - 1]))
             weight = ops.cast(block_weight(progress, level), block.dtype)
             h = weight * block + (1.0 - weight) * skip
