@@ -221,7 +221,7 @@ def _evaluation_callback(dataset, asked, default, conditional=False):
     every = asked if asked is not None else (default if dataset == "digits" or dataset in MIXTURES else 0)
     if not every:
         return []
-    metrics = ("mode_coverage",) if dataset in MIXTURES else ("fid", "kid")
+    metrics = ("mode_coverage",) if dataset in MIXTURES else ("fid", "kid", "swd")
     if conditional and dataset == "digits":  # the digits classifier knows the classes
         metrics += ("conditional_accuracy",)
     n = MODE_COVERAGE_SAMPLES if dataset in MIXTURES else 1000
