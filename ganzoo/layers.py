@@ -85,6 +85,19 @@ class ImageHistoryPool(keras.layers.Layer):
         self.count.assign(stored)
         return returned
 
+    # Keras saves the pool's variables but not its random state; keep that too,
+    # so a resumed run swaps the images the uninterrupted run would have.
+    _SEED_KEY = "seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_KEY] = ops.convert_to_numpy(self.seed_generator.state.value)
+
+    def load_own_variables(self, store):
+        if self._SEED_KEY in store.keys():
+            self.seed_generator.state.assign(store[self._SEED_KEY])
+        super().load_own_variables({key: store[key] for key in store.keys() if key != self._SEED_KEY})
+
     def get_config(self):
         return {**super().get_config(), "image_shape": list(self.image_shape),
                 "capacity": self.capacity, "seed": self.seed}

@@ -73,7 +73,7 @@ def test_history_pool_of_size_zero_passes_through():
 
 
 def test_each_loss_term_against_hand_computed_values():
-    model = tiny_model("cyclegan")
+    model = tiny_model("cyclegan", identity_weight=0.5)  # the paper's; the digits default is 0
     a, b = (tf.constant(x) for x in batch_for(model, 4))
     run = lambda network, x: network(x, training=False).numpy()  # noqa: E731
     fake_b, fake_a = run(model.generator_ab, a), run(model.generator_ba, b)
