@@ -25,7 +25,8 @@ TINY = {
     "cyclegan": dict(data_shape=(16, 16, 3), pool_size=4, network_args={
         "filters": 4, "residual_blocks": 1, "downsamplings": 1, "discriminator_filters": 4, "discriminator_layers": 2,
     }),
-    "pggan": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"fmap_base": 64, "fmap_max": 8}),
+    # 8x8: two levels, so the switch over levels traces two branches, not three.
+    "pggan": dict(data_shape=(8, 8, 1), latent_dim=8, network_args={"fmap_base": 32, "fmap_max": 8}),
     "cgan": dict(data_shape=(16, 16, 1), latent_dim=8, num_classes=3, network_args={"filters": 4, "embedding_dim": 4}),
 }
 

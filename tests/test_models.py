@@ -12,6 +12,10 @@ from conftest import batch_for, tiny_model
 ENTRIES = ganzoo.list_models()
 # Entries that generate from noise (all but image-to-image translation).
 NOISE_ENTRIES = [n for n in ENTRIES if ganzoo.registry.model_class(n).network_kind != "translation"]
+# pggan's train step (every level behind a switch, with a double backprop)
+# takes about 30 s to trace; tests/test_pggan.py covers its fit, save/load
+# and resume, so the whole-registry fit tests leave it out.
+FIT_ENTRIES = [n for n in ENTRIES if n != "pggan"]
 
 
 def values(variables):
@@ -48,7 +52,7 @@ def test_generator_step_changes_only_the_generator(name):
     assert not any(changed(d, model.discriminator.trainable_variables))
 
 
-@pytest.mark.parametrize("name", NOISE_ENTRIES)
+@pytest.mark.parametrize("name", [n for n in NOISE_ENTRIES if n in FIT_ENTRIES])
 def test_fit_reports_finite_losses_and_counts_d_steps(name):
     model = tiny_model(name, d_steps=3)
     data = tf.data.Dataset.from_tensor_slices(batch_for(model, 32)).batch(8)
@@ -92,7 +96,7 @@ def test_evaluate_runs_test_step():
     assert not any(changed(before, model.trainable_variables))
 
 
-@pytest.mark.parametrize("name", ENTRIES)
+@pytest.mark.parametrize("name", FIT_ENTRIES)
 def test_save_load_keeps_weights_and_optimizer_state(name, tmp_path):
     model = tiny_model(name)
     data = tf.data.Dataset.from_tensor_slices(batch_for(model, 16)).batch(8)

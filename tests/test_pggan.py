@@ -12,7 +12,7 @@ from conftest import batch_for, tiny_model
 
 
 def test_progress_schedule_values():
-    model = tiny_model("pggan", fade_images=100, stable_images=50)  # 16x16: levels 4, 8, 16
+    model = tiny_model("pggan", data_shape=(16, 16, 1), fade_images=100, stable_images=50)  # levels 4, 8, 16
     assert model.levels == 2 and model.total_images == 50 + 2 * 150
     seen = [0, 49, 50, 100, 150, 175, 200, 250, 300, 350, 10_000]
     expected = [0, 0, 0, 0.5, 1, 1, 1, 1.5, 2, 2, 2]
@@ -21,7 +21,7 @@ def test_progress_schedule_values():
 
 
 def test_fade_in_blends_the_upsampled_lower_level_with_the_new_block():
-    generator = tiny_model("pggan").generator
+    generator = tiny_model("pggan", data_shape=(16, 16, 1)).generator
     z = np.random.default_rng(0).standard_normal((2, generator.latent_dim)).astype("float32")
     low, mid, high = (x.numpy() for x in generator.level_images(z))  # 4, 8, 16
     up = lambda x: x.repeat(2, axis=1).repeat(2, axis=2)  # noqa: E731
@@ -81,18 +81,19 @@ def test_a_step_at_4x4_trains_only_the_blocks_in_use():
     generator, discriminator = model.generator, model.discriminator
     unused = generator.second_convs[-1].weights + generator.to_rgb[-1].weights + discriminator.from_rgb[-1].weights
     used = [generator.project.kernel, generator.to_rgb[0].kernel, discriminator.from_rgb[0].kernel]
+    assert generator.sizes == [4, 8]
     before_unused, before_used = [w.numpy().copy() for w in unused], [w.numpy().copy() for w in used]
     model.fit(tf.data.Dataset.from_tensor_slices(batch_for(model, 8)).batch(8), epochs=1, verbose=0)
-    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before_unused, unused))  # 16x16 not in use yet
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before_unused, unused))  # 8x8 not in use yet
     assert not any(np.array_equal(b, w.numpy()) for b, w in zip(before_used, used))
 
 
 def test_fit_grows_through_every_phase_and_logs_resolution_and_alpha():
     model = tiny_model("pggan", fade_images=16, stable_images=16)
     data = tf.data.Dataset.from_tensor_slices(batch_for(model, 16)).batch(8)
-    history = model.fit(data, epochs=6, verbose=0).history  # 96 images: past 16 + 2 * 32
-    assert history["resolution"] == [4.0, 8.0, 8.0, 16.0, 16.0, 16.0]
-    assert history["alpha"][1] == 1.0 and float(model.progress) == 2.0
+    history = model.fit(data, epochs=4, verbose=0).history  # 64 images: past 16 + 32
+    assert history["resolution"] == [4.0, 8.0, 8.0, 8.0]
+    assert history["alpha"][1] == 1.0 and float(model.progress) == 1.0
     assert all(np.isfinite(v).all() for v in history.values())
 
 
@@ -112,14 +113,14 @@ def test_resume_mid_phase_continues_the_schedule(tmp_path):
 
 def test_export_serves_the_final_resolution(tmp_path):
     model = tiny_model("pggan", fade_images=8, stable_images=8)
-    model.fit(tf.data.Dataset.from_tensor_slices(batch_for(model, 8)).batch(8), epochs=5, verbose=0)
-    assert float(model.progress) == 2.0
+    model.fit(tf.data.Dataset.from_tensor_slices(batch_for(model, 8)).batch(8), epochs=3, verbose=0)
+    assert float(model.progress) == 1.0
     serve = tf.saved_model.load(str(model.export(tmp_path / "1"))).signatures["serving_default"]
     z = model.sample_latent(3, seed=2)
     images = serve(z=tf.constant(z))["images"].numpy()
-    assert images.shape == (3, 16, 16, 1)
+    assert images.shape == (3, 8, 8, 1)
     np.testing.assert_allclose(images, model.generate(3, seed=2), atol=1e-5)
-    # Not blocky: a fully grown 16x16 image is not a 2x-upsampled 8x8 one.
+    # Not blocky: a fully grown 8x8 image is not a 2x-upsampled 4x4 one.
     assert not np.allclose(images[:, ::2, ::2], images[:, 1::2, 1::2])
 
 
