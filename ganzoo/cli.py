@@ -240,8 +240,23 @@ def _parse_overrides(pairs):
         *parents, leaf = key.split(".")
         for parent in parents:
             target = target.setdefault(parent, {})
-        target[leaf] = yaml.safe_load(value)
+        target[leaf] = _yaml_value(value)
     return overrides
+
+
+def _yaml_value(text):
+    """A `--set` value as YAML, except that `1e-4` is a number: YAML 1.1 reads
+    exponents without a dot (1.0e-4) only, and a learning rate as a string
+    would fail far from the command line."""
+    import yaml
+
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _prepare_run_dir(out, settings, epochs, args):

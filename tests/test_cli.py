@@ -146,3 +146,10 @@ def test_a_killed_run_resumes_with_the_same_command(tmp_path):
     assert f"stopped after epoch {done}; resuming" in result.stdout
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, done + 2))
+
+
+def test_set_values_are_yaml_and_exponents_are_numbers():
+    overrides = cli._parse_overrides(["g_optimizer.learning_rate=1e-4", "network_args.filters=8",
+                                      "network=mlp", "seed=null", "jit_compile=false"])
+    assert overrides == {"g_optimizer": {"learning_rate": 1e-4}, "network_args": {"filters": 8},
+                         "network": "mlp", "seed": None, "jit_compile": False}

@@ -219,7 +219,9 @@ class GAN(keras.Model):
     @staticmethod
     def _apply(optimizer, tape, scaled_loss, variables):
         gradients = tape.gradient(scaled_loss, variables)
-        optimizer.apply_gradients(zip(gradients, variables))
+        # None: a variable the loss does not reach (pggan's blocks not grown
+        # yet); leaving it out spares Keras' warning on every trace.
+        optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
 
     def discriminator_step(self, real, labels=None):
         fake = self.fake_samples(tf.shape(real)[0], labels)
