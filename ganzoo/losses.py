@@ -70,12 +70,15 @@ def wasserstein_generator_loss(fake_logits):
     return -_mean(fake_logits)
 
 
-def gradient_penalty(critic, real, fake, alpha, weight=10.0):
-    """weight * E[(||grad D(x_hat)||_2 - 1)^2] at x_hat = fake + alpha (real - fake).
+def gradient_penalty(critic, real, fake, alpha, weight=10.0, norm_scale=1.0):
+    """weight * E[(||grad D(x_hat)||_2 * norm_scale - 1)^2] at x_hat = fake + alpha (real - fake).
 
     Gulrajani et al. 2017 (WGAN-GP), eq. 3, with `alpha` uniform in [0, 1] of
     shape `[batch, 1, ...]`. A small epsilon inside the square root keeps the
     gradient of the norm finite where the critic's gradient is zero.
+    `norm_scale` f measures the norm on images upsampled f times by pixel
+    repetition as on the small images themselves (the gradient on the large
+    one is the small one's spread over f^2 pixels, so its norm is 1/f).
     """
     import tensorflow as tf
 
@@ -86,7 +89,7 @@ def gradient_penalty(critic, real, fake, alpha, weight=10.0):
     gradients = tape.gradient(scores, x_hat)
     axes = list(range(1, len(gradients.shape)))
     norms = ops.sqrt(ops.sum(ops.square(ops.cast(gradients, "float32")), axis=axes) + 1e-12)
-    return weight * _mean(ops.square(norms - 1.0))
+    return weight * _mean(ops.square(norms * norm_scale - 1.0))
 
 
 def cycle_consistency_loss(real, reconstructed):

@@ -150,3 +150,19 @@ def test_evaluate_reports_swd_per_level(digits_cache):
     noise = evaluate(Sampler(lambda z: np.zeros((len(z), 32, 32, 1), "float32"), 4, (32, 32, 1)), "digits",
                      n=300, metrics=["swd"], progress=False)
     assert noise["metrics"]["swd"] > 3 * result["metrics"]["swd"]
+
+
+def test_gradient_penalty_measures_the_norm_at_the_current_resolution():
+    from ganzoo import losses
+
+    small = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 4, 4, 1)).astype("float32"))
+    weights = tf.constant(np.random.default_rng(1).standard_normal((4, 4, 1)).astype("float32"))
+    critic_small = lambda x, training=True: tf.reduce_sum(x * weights, axis=[1, 2, 3])  # noqa: E731
+    critic_large = lambda x, training=True: critic_small(pggan.downsample(pggan.downsample(x)))  # noqa: E731
+    up = lambda x: tf.repeat(tf.repeat(x, 4, axis=1), 4, axis=2)  # noqa: E731
+    alpha = np.full((4, 1, 1, 1), 0.3, "float32")
+    expected = losses.gradient_penalty(critic_small, small, -small, alpha)
+    got = losses.gradient_penalty(critic_large, up(small), up(-small), alpha, norm_scale=4.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Unscaled, the norm on the large image is 4 times smaller: another penalty.
+    assert abs(float(losses.gradient_penalty(critic_large, up(small), up(-small), alpha)) - float(expected)) > 1

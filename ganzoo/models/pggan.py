@@ -277,8 +277,14 @@ class ProgressiveGAN(GAN):
 
     def discriminator_loss(self, real, fake, real_logits, fake_logits):
         alpha = self.replica_random(keras.random.uniform, tf.shape(real)[0], (1, 1, 1))
+        # The critic sees the current resolution repeated up to full size: take
+        # the gradient's norm on the small image, or at 4x4 of 32x32 the penalty
+        # would ask for gradients 8 times steeper (measured: it then dominated
+        # the critic's loss, ~6 of ~7, and the critic ranked fakes above reals).
+        upsampling = 2.0 ** (self.levels - ops.ceil(self.progress))
         penalty = losses.gradient_penalty(
-            lambda x, training: self.discriminate(x, training=training), real, fake, alpha, weight=self.gp_weight
+            lambda x, training: self.discriminate(x, training=training), real, fake, alpha,
+            weight=self.gp_weight, norm_scale=upsampling,
         )
         drift = self.drift_weight * ops.mean(ops.square(real_logits))
         return super().discriminator_loss(real, fake, real_logits, fake_logits) + penalty + drift
