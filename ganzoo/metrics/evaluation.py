@@ -348,15 +348,13 @@ def _saved_translator(loaded, path):
     import tensorflow as tf
 
     from ganzoo.metrics.translation import Translator
+    from ganzoo.models.base import in_batches
 
     signatures = {direction: loaded.signatures[direction] for direction in ("a2b", "b2a")}
 
     def translate(images, direction="a2b", batch_size=128):
-        images = np.asarray(images, "float32")
-        return np.concatenate([
-            signatures[direction](images=tf.constant(images[i : i + batch_size]))["images"].numpy()
-            for i in range(0, len(images), batch_size)
-        ])
+        serve = signatures[direction]
+        return in_batches(lambda rows: serve(images=tf.constant(rows))["images"], np.asarray(images, "float32"), batch_size)
 
     shape = tuple(signatures["a2b"].structured_input_signature[1]["images"].shape[1:])
     return Translator(translate, shape, os.fspath(path))

@@ -212,12 +212,10 @@ def train_classifier(images, labels, num_classes=None, epochs=20, batch_size=64,
 
 def classifier_accuracy(model, images, labels, batch_size=256):
     """Top-1 accuracy of a `build_classifier` model (or extractor) on labelled images."""
-    images = np.asarray(images, "float32")
+    from ganzoo.models.base import in_batches
+
     # Direct calls: `predict` would build (and warn about) a new graph per model.
-    logits = np.concatenate([
-        keras.ops.convert_to_numpy(model(images[i : i + batch_size], training=False)[1])
-        for i in range(0, len(images), batch_size)
-    ])
+    logits = in_batches(lambda rows: model(rows, training=False)[1], np.asarray(images, "float32"), batch_size)
     return float((logits.argmax(axis=1) == np.asarray(labels)).mean())
 
 

@@ -285,12 +285,7 @@ class GAN(keras.Model):
 
     def generate_from(self, z, labels=None, batch_size=256):
         """Samples for given latent vectors (and labels), in inference mode, as NumPy."""
-        inputs = self.generator_inputs(z, labels)
-        out = [
-            keras.ops.convert_to_numpy(self(tree_slice(inputs, i, i + batch_size), training=False))
-            for i in range(0, len(inputs[0] if isinstance(inputs, tuple) else inputs), batch_size)
-        ]
-        return np.concatenate(out)
+        return in_batches(lambda rows: self(rows, training=False), self.generator_inputs(z, labels), batch_size)
 
     def generator_inputs(self, z, labels=None):
         """What `call` takes, from NumPy-like `z` (and labels), checked."""
@@ -361,6 +356,15 @@ class GAN(keras.Model):
     @property
     def network_args(self):
         return dict(self._network_args)
+
+
+def in_batches(function, inputs, batch_size):
+    """`function` applied to rows `i : i + batch_size` of an array (or of each
+    array in a tuple), the results concatenated as NumPy."""
+    n = len(inputs[0] if isinstance(inputs, tuple) else inputs)
+    return np.concatenate([
+        keras.ops.convert_to_numpy(function(tree_slice(inputs, i, i + batch_size))) for i in range(0, n, batch_size)
+    ])
 
 
 def tree_slice(inputs, start, stop):

@@ -8,7 +8,7 @@ from keras import layers, ops
 
 from ganzoo import losses
 from ganzoo.layers import ImageHistoryPool, ReflectionPadding2D, instance_normalization
-from ganzoo.models.base import GAN
+from ganzoo.models.base import GAN, in_batches
 from ganzoo.networks import register_network
 from ganzoo.registry import register_model
 
@@ -248,10 +248,7 @@ class CycleGAN(GAN):
                 f"{self.name} translates images of shape {list(self.data_shape)}, got {list(images.shape[1:])}."
             )
         network = self.generator_ab if direction == "a2b" else self.generator_ba
-        return np.concatenate([
-            keras.ops.convert_to_numpy(network(images[i : i + batch_size], training=False))
-            for i in range(0, len(images), batch_size)
-        ])
+        return in_batches(lambda rows: network(rows, training=False), images, batch_size)
 
     def generate(self, *args, **kwargs):
         raise TypeError(f"{self.name} translates images instead of generating from noise: use translate(images, direction).")
