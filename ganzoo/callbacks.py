@@ -198,3 +198,45 @@ class TranslationEvaluation(keras.callbacks.Callback):
         if (epoch + 1) % self.every or logs is None:
             return
         logs.update(evaluate_translation(self.model, cache=self.cache)["metrics"])
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite during `fit`."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop `fit` with `NonFiniteLossError` as soon as a loss is NaN or inf.
+
+    It raises rather than setting `stop_training`, because a graceful stop
+    still ends the epoch, and the checkpoint callbacks would then save the
+    broken weights over the last good ones. Put it before them.
+
+    Args:
+        monitor: the logged losses to check.
+        backup_dir: where the last good checkpoint is, named in the message.
+    """
+
+    def __init__(self, monitor=("d_loss", "g_loss"), backup_dir=None):
+        super().__init__()
+        self.monitor, self.backup_dir = tuple(monitor), backup_dir
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        bad = {k: float(logs[k]) for k in self.monitor if k in logs and not np.isfinite(float(logs[k]))}
+        if not bad:
+            return
+        where = ""
+        if self.backup_dir:
+            where = (f" The last good checkpoint (after epoch {self._epoch}) is kept in {self.backup_dir}."
+                     if self._epoch else " No epoch had finished, so there is no checkpoint to resume from.")
+        raise NonFiniteLossError(
+            f"{', '.join(f'{k} became {v}' for k, v in bad.items())} in epoch {self._epoch + 1}, "
+            f"batch {batch + 1}; training stopped and nothing of this epoch was saved.{where} "
+            "Lower the learning rates (e.g. --set g_optimizer.learning_rate=1e-4 --set "
+            "d_optimizer.learning_rate=1e-4) or turn off mixed precision, then run the same command to "
+            "resume from it."
+        )

@@ -51,7 +51,12 @@ def _parser():
     p.add_argument("--image-size", type=int, help="side of the training images (default: the model's)")
     p.add_argument("--out", help="run folder (default: runs/NAME)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, noise and shuffling (default 0)")
-    p.add_argument("--strategy", default="auto", help="auto, default, mirrored, multiworker or tpu")
+    p.add_argument("--strategy", default="auto",
+                   help="auto (several GPUs: mirrored), default, mirrored, multiworker (TF_CONFIG) or tpu")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="compute in mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU; weights stay float32")
+    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile the training step with XLA (default: the model's jit_compile)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model option, e.g. --set latent_dim=64 (repeatable; values are YAML)")
     p.add_argument("--eval-every", type=int, metavar="N",
@@ -113,7 +118,7 @@ def cmd_list(args):
 def cmd_train(args):
     import keras
 
-    from ganzoo import callbacks, data, distribute, registry
+    from ganzoo import distribute, registry
 
     config = registry.model_config(args.name)  # fails early on an unknown name
     defaults = config.get("train", {})
@@ -133,8 +138,33 @@ def cmd_train(args):
             raise UsageError(f"{flag} must be at least 1, got {value}.")
     if args.eval_every is not None and args.eval_every < 0:
         raise UsageError(f"--eval-every must be 0 (never) or positive, got {args.eval_every}.")
+    # First: MultiWorkerMirroredStrategy must exist before any other TF op.
+    strategy = distribute.get_strategy(args.strategy)
+    previous_policy = keras.mixed_precision.global_policy()
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy(distribute.mixed_precision_policy())
+        settings["precision"] = keras.mixed_precision.global_policy().name
+    try:
+        return _train(args, config, settings, overrides, epochs, strategy)
+    finally:  # the policy is process-wide; leave it as it was
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(args, config, settings, overrides, epochs, strategy):
+    import keras
+    import tensorflow as tf
+
+    from ganzoo import callbacks, data, distribute, registry
+
+    defaults = config.get("train", {})
+    chief = distribute.is_chief(strategy)
     out = Path(args.out or Path("runs") / args.name)
-    done = _prepare_run_dir(out, settings, epochs, args)
+    if chief:
+        done = _prepare_run_dir(out, settings, epochs, args)
+        files = out
+    else:  # writes nothing in the run: its copies go to a folder deleted at the end
+        done = 0 if args.force else _epochs_done(out)
+        files = _worker_folder(out, fresh=args.force)
 
     keras.utils.set_random_seed(args.seed)
     model_shape = tuple(overrides.get("data_shape", config["model"]["data_shape"]))
@@ -147,57 +177,102 @@ def cmd_train(args):
         batch_size=settings["batch_size"],
         seed=args.seed,
     )
-    if translation:
-        augment = {key: defaults[key] for key in ("jitter", "flip") if key in defaults}
-        dataset = data.load_unpaired(settings["dataset"], **loader, **augment)
-    else:
-        dataset = data.load(settings["dataset"], **loader, with_labels=conditional)
-    images_spec = dataset.element_spec[0] if conditional or translation else dataset.element_spec
-    model_args = {**overrides, "data_shape": tuple(images_spec.shape[1:])}
-    if conditional and "num_classes" not in overrides:
-        model_args["num_classes"] = data.num_classes(settings["dataset"]) or config["model"]["num_classes"]
-    strategy = distribute.get_strategy(args.strategy)
     with strategy.scope():
+        if translation:
+            augment = {key: defaults[key] for key in ("jitter", "flip") if key in defaults}
+            dataset = data.load_unpaired(settings["dataset"], **loader, **augment)
+        else:
+            dataset = data.load(settings["dataset"], **loader, with_labels=conditional)
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # In-memory datasets have no files to split between workers.
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            dataset = dataset.with_options(options)
+        images_spec = dataset.element_spec[0] if conditional or translation else dataset.element_spec
+        model_args = {**overrides, "data_shape": tuple(images_spec.shape[1:])}
+        if conditional and "num_classes" not in overrides:
+            model_args["num_classes"] = data.num_classes(settings["dataset"]) or config["model"]["num_classes"]
+        if args.jit is not None:
+            model_args["jit_compile"] = args.jit
         model = registry.load(args.name, **model_args)
     data_shape = model.data_shape
     print(
         f"Training {args.name} on {settings['dataset']} {list(data_shape)} for {epochs} epochs "
-        f"(batch {settings['batch_size']}, {strategy.num_replicas_in_sync} replica(s)) -> {out}"
-        + (f", resuming after epoch {done}" if done else ""),
+        f"(batch {settings['batch_size']}, {strategy.num_replicas_in_sync} replica(s)"
+        + (f", {settings['precision']}" if args.mixed_precision else "")
+        + (", XLA" if model.jit_compile else "")
+        + f") -> {out}"
+        + (f", resuming after epoch {done}" if done else "")
+        + ("" if chief else " (a non-chief worker: the chief writes the run)"),
         flush=True,
     )
-    _write_run(out, settings, epochs, "running")
+    if chief:
+        _write_run(out, settings, epochs, "running")
     if translation:
         evaluation = _translation_callbacks(settings["dataset"], args.eval_every, defaults, epochs)
         fixed = next(iter(data.load_unpaired(
             settings["dataset"], image_size=data_shape[0], channels=data_shape[-1], batch_size=8, shuffle=False,
             split="test" if settings["dataset"] in data.UNPAIRED_DATASETS else "train", jitter=False, flip=False,
         )))
-        grid = callbacks.SampleGrid(out / "samples", log_dir=out / "logs" / "samples", translate=fixed)
+        grid = callbacks.SampleGrid(files / "samples", log_dir=files / "logs" / "samples", translate=fixed)
     else:
         evaluation = _evaluation_callback(
             settings["dataset"], args.eval_every, defaults.get("eval_every", 0), conditional
         )
-        grid = callbacks.SampleGrid(out / "samples", log_dir=out / "logs" / "samples")
+        grid = callbacks.SampleGrid(files / "samples", log_dir=files / "logs" / "samples")
     started = time.time()
-    model.fit(
-        dataset,
-        epochs=epochs,
-        shuffle=False,
-        # The backup goes last: an epoch it records as done has its samples,
-        # history and model file written, whenever the process is killed.
-        callbacks=[
-            grid,
-            *evaluation,  # before the loggers, which record what it adds to the logs
-            callbacks.HistoryFile(out / "history.json"),
-            keras.callbacks.TensorBoard(out / "logs"),
-            keras.callbacks.ModelCheckpoint(out / MODEL_FILE),
-            keras.callbacks.BackupAndRestore(out / "checkpoints", delete_checkpoint=False),
-        ],
-    )
-    export_path = model.export(out / EXPORT_DIR / "1", overwrite=True)
-    _write_run(out, settings, epochs, "finished", seconds=round(time.time() - started, 1))
-    print(f"Done in {time.time() - started:.0f}s. Samples: {out / 'samples'}; SavedModel: {export_path}")
+    try:
+        model.fit(
+            dataset,
+            epochs=epochs,
+            shuffle=False,
+            # The NaN check goes first, so a broken batch stops the run before
+            # anything of its epoch is written; the backup goes last: an epoch
+            # it records as done has its samples, history and model file.
+            callbacks=[
+                callbacks.StopOnNonFiniteLoss(backup_dir=out / "checkpoints"),
+                grid,
+                *evaluation,  # before the loggers, which record what it adds to the logs
+                callbacks.HistoryFile(files / "history.json"),
+                keras.callbacks.TensorBoard(files / "logs"),
+                keras.callbacks.ModelCheckpoint(files / MODEL_FILE),
+                keras.callbacks.BackupAndRestore(files / "checkpoints", delete_checkpoint=False),
+            ],
+        )
+    except callbacks.NonFiniteLossError:
+        if chief:
+            _write_run(out, settings, epochs, "stopped: non-finite loss")
+        raise
+    finally:
+        if not chief:
+            shutil.rmtree(files, ignore_errors=True)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Equal on every worker when they trained in step: an easy check of a cluster.
+        print(f"Worker weights fingerprint: {_fingerprint(model.weights)}", flush=True)
+    if chief:
+        export_path = model.export(out / EXPORT_DIR / "1", overwrite=True)
+        _write_run(out, settings, epochs, "finished", seconds=round(time.time() - started, 1))
+        print(f"Done in {time.time() - started:.0f}s. Samples: {out / 'samples'}; SavedModel: {export_path}")
+
+
+def _fingerprint(variables):
+    import hashlib
+
+    digest = hashlib.sha256()
+    for variable in variables:
+        digest.update(variable.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _worker_folder(out, fresh):
+    """A non-chief worker's scratch copy of the run, holding the chief's last
+    backup so that a resumed run restores the same weights on every worker."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ganzoo-worker-"))
+    if not fresh and (out / "checkpoints").is_dir():
+        shutil.copytree(out / "checkpoints", folder / "checkpoints")
+    return folder
 
 
 def _translation_callbacks(dataset, asked, defaults, epochs):
@@ -229,8 +304,6 @@ def _evaluation_callback(dataset, asked, default, conditional=False):
 
 
 def _parse_overrides(pairs):
-    import yaml
-
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

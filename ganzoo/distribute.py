@@ -41,3 +41,25 @@ def get_strategy(name="auto"):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"Unknown strategy {name!r}. Choose one of: {', '.join(STRATEGIES)}.")
+
+
+def mixed_precision_policy():
+    """The mixed policy for this machine: `mixed_float16` on GPUs (tensor
+    cores; needs loss scaling, which `GAN.compile` adds to both optimizers),
+    `mixed_bfloat16` on CPUs and TPUs (float32's range, no scaling)."""
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: always, except on the
+    non-chief workers of `MultiWorkerMirroredStrategy` (task 0 of `worker`
+    when the cluster has no `chief` task, as TF defines it)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    spec = resolver.cluster_spec().as_dict()
+    if not spec:
+        return True
+    if "chief" in spec:
+        return resolver.task_type == "chief"
+    return resolver.task_type in (None, "worker") and (resolver.task_id or 0) == 0

@@ -147,11 +147,13 @@ class MinibatchStdDev(keras.layers.Layer):
         group = ops.minimum(self.group_size, batch)
         group = ops.where(batch % group == 0, group, batch)
         height, width, channels = x.shape[1], x.shape[2], x.shape[3]
-        grouped = ops.reshape(x, (group, -1, height, width, channels))
-        std = ops.sqrt(ops.var(grouped, axis=0) + self.epsilon)  # [batch / group, H, W, C]
+        # Groups of consecutive images (the paper strides them, i, i + N/G,
+        # ...): with a per-replica batch divisible by the group size, N
+        # replicas form the groups one replica forms on the global batch.
+        grouped = ops.reshape(x, (-1, group, height, width, channels))
+        std = ops.sqrt(ops.var(grouped, axis=1) + self.epsilon)  # [batch / group, H, W, C]
         mean_std = ops.mean(std, axis=(1, 2, 3), keepdims=True)  # [batch / group, 1, 1, 1]
-        # Image i belongs to group i mod (batch / group), as the reshape put it.
-        tiled = ops.tile(mean_std, (group, height, width, 1))
+        tiled = ops.tile(ops.repeat(mean_std, group, axis=0), (1, height, width, 1))
         return ops.concatenate([x, ops.cast(tiled, x.dtype)], axis=-1)
 
     def compute_output_shape(self, input_shape):

@@ -123,13 +123,6 @@ def test_export_serves_labels_and_refuses_bad_ones(tmp_path):
     np.testing.assert_allclose(sampler.generate(z, [2, 0, 1]), out, atol=1e-6)
 
 
-def test_two_replicas_make_the_same_update_as_one():
-    from test_distribute import assert_two_replicas_match_one
-
-    # Without batch norm, whose statistics are per replica.
-    args = {**TINY["cgan"]["network_args"], "generator_norm": None, "discriminator_norm": None}
-    assert_two_replicas_match_one("cgan", atol=1e-6, network_args=args)
-
 
 def test_conditional_accuracy_counts_the_recognised_class():
     probabilities = np.eye(3)[[0, 1, 2, 2]]

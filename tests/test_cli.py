@@ -146,6 +146,13 @@ def test_a_killed_run_resumes_with_the_same_command(tmp_path):
     assert f"stopped after epoch {done}; resuming" in result.stdout
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, done + 2))
+    # The grid series, the optimizers' step counters and the noise stream go on.
+    assert sorted(p.name for p in (out / "samples").glob("epoch_*.png")) == [
+        f"epoch_{e:03d}.png" for e in range(1, done + 2)
+    ]
+    model = cli._load_run_model(out)
+    steps = 1437 // 32  # full batches of the 1,437 digits of the train split
+    assert int(model.g_optimizer.iterations) == int(model.d_optimizer.iterations) == (done + 1) * steps
 
 
 def test_set_values_are_yaml_and_exponents_are_numbers():

@@ -1,10 +1,13 @@
-"""Training under MirroredStrategy on two logical CPU devices."""
+"""Training under MirroredStrategy on two logical CPU devices, mixed
+precision, and stopping on a non-finite loss."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import keras
 
-from ganzoo import distribute, losses
+import ganzoo
+from ganzoo import callbacks, distribute, losses
 
 from conftest import batch_for, tiny_model
 
@@ -25,6 +28,19 @@ def one_step(model, batch):
 @pytest.mark.parametrize("loss, d_steps", [(name, 1) for name in sorted(losses.LOSSES)] + [("minimax", 3)])
 def test_two_replicas_make_the_same_update_as_one(loss, d_steps):
     assert_two_replicas_match_one("vanilla", loss=loss, d_steps=d_steps)
+
+
+# Settings under which one step is the same on a split batch: cyclegan's pools
+# must take the whole first batch, as one replica's would.
+REPLICA_SETTINGS = {"cyclegan": dict(pool_size=32)}
+
+
+@pytest.mark.parametrize("name", [n for n in ganzoo.list_models() if n not in ("wgan", "wgan_gp")])
+def test_every_entry_makes_the_same_update_on_two_replicas(name):
+    # wgan and wgan_gp: tests/test_wgan.py, with several d_steps.
+    # dcgan and cgan: batch norm is synchronized; pggan: minibatch-stddev
+    # groups of consecutive images, and images_seen counts the global batch.
+    assert_two_replicas_match_one(name, atol=1e-6, **REPLICA_SETTINGS.get(name, {}))
 
 
 def assert_two_replicas_match_one(name, atol=1e-7, **settings):
@@ -67,3 +83,57 @@ def test_get_strategy_names():
     assert distribute.get_strategy("mirrored").num_replicas_in_sync == 2  # the two logical CPUs
     with pytest.raises(ValueError, match="auto, default, mirrored"):
         distribute.get_strategy("mirored")
+
+
+@pytest.fixture
+def global_policy():
+    """Set a global dtype policy for one test and restore it after."""
+    previous = keras.mixed_precision.global_policy()
+    yield keras.mixed_precision.set_global_policy
+    keras.mixed_precision.set_global_policy(previous)
+
+
+@pytest.mark.parametrize("name", ganzoo.list_models())
+def test_mixed_bfloat16_trains_every_entry_with_float32_outputs(name, global_policy):
+    global_policy("mixed_bfloat16")
+    model = tiny_model(name)
+    assert model.dtype_policy.name == "mixed_bfloat16"
+    assert not isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)  # bfloat16 needs none
+    batch = batch_for(model, 16)
+    history = model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(8), epochs=2, verbose=0).history
+    assert all(np.isfinite(v).all() for v in history.values())
+    assert all(v.dtype == "float32" for v in model.trainable_variables)
+    outputs = model.translate(batch[0][:2]) if name == "cyclegan" else model.generate(2, seed=0)
+    assert outputs.dtype == np.float32 and np.isfinite(outputs).all()
+
+
+def test_mixed_float16_scales_both_losses(global_policy):
+    global_policy("mixed_float16")
+    model = tiny_model("dcgan", g_optimizer="sgd", d_optimizer="sgd")
+    for optimizer in (model.g_optimizer, model.d_optimizer):
+        assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    scale = float(model.g_optimizer.dynamic_scale)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    history = model.fit(tf.data.Dataset.from_tensor_slices(batch_for(model, 32)).batch(8), epochs=1, verbose=0).history
+    assert all(np.isfinite(v).all() for v in history.values())
+    # The steps were applied, unscaled: updates of SGD's size, not scale times it.
+    change = max(np.abs(v.numpy() - b).max() for v, b in zip(model.trainable_variables, before))
+    assert 1e-6 < change < 1.0 and scale > 1
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_backup(tmp_path):
+    model = tiny_model("vanilla")
+    good = batch_for(model, 32)
+    backup = tmp_path / "backup"
+    keep = [callbacks.StopOnNonFiniteLoss(backup_dir=backup), keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False)]
+    model.fit(tf.data.Dataset.from_tensor_slices(good).batch(8), epochs=1, verbose=0, callbacks=keep)
+    saved = [v.numpy().copy() for v in model.weights]
+    broken = good.copy()
+    broken[20] = np.nan  # the third batch of the second epoch
+    with pytest.raises(callbacks.NonFiniteLossError, match=r"d_loss became nan.* in epoch 2, batch 3.*after epoch 1"):
+        model.fit(tf.data.Dataset.from_tensor_slices(broken).batch(8), epochs=3, verbose=0, callbacks=keep)
+    restored = tiny_model("vanilla")
+    restored.fit(tf.data.Dataset.from_tensor_slices(good).batch(8), epochs=1, verbose=0,
+                 callbacks=[keras.callbacks.BackupAndRestore(backup)])  # epoch 1 is done: restores, trains nothing
+    for expected, actual in zip(saved, restored.weights):
+        np.testing.assert_array_equal(actual.numpy(), expected)

@@ -100,8 +100,8 @@ class GAN(keras.Model):
                 )
         # optimizer=None: the default would build an unused RMSprop over all weights.
         super().compile(optimizer=None, **kwargs)
-        self.g_optimizer = keras.optimizers.get(g_optimizer)
-        self.d_optimizer = keras.optimizers.get(d_optimizer)
+        self.g_optimizer = self._loss_scaled(keras.optimizers.get(g_optimizer))
+        self.d_optimizer = self._loss_scaled(keras.optimizers.get(d_optimizer))
         if self.g_optimizer is self.d_optimizer:
             raise ValueError(
                 "g_optimizer and d_optimizer must be two optimizer objects; "
@@ -114,6 +114,14 @@ class GAN(keras.Model):
         # `.keras` loading needs the slots to exist to restore them.
         self.g_optimizer.build(self.generator_variables())
         self.d_optimizer.build(self.discriminator_variables())
+
+    def _loss_scaled(self, optimizer):
+        """Under mixed_float16, `optimizer` wrapped in a LossScaleOptimizer:
+        Keras wraps only `self.optimizer`, and a GAN has two. bfloat16 has
+        float32's exponent range and needs no scaling."""
+        if self.dtype_policy.name != "mixed_float16" or isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return optimizer
+        return keras.optimizers.LossScaleOptimizer(optimizer)
 
     def get_compile_config(self):
         return {
@@ -218,7 +226,11 @@ class GAN(keras.Model):
 
     @staticmethod
     def _apply(optimizer, tape, scaled_loss, variables):
-        gradients = tape.gradient(scaled_loss, variables)
+        # Seeding the backward pass with the optimizer's loss scale is the
+        # gradient of the scaled loss: 1 normally, the dynamic scale of a
+        # LossScaleOptimizer (mixed_float16), which unscales in apply_gradients.
+        seed = optimizer.scale_loss(tf.ones_like(scaled_loss))
+        gradients = tape.gradient(scaled_loss, variables, output_gradients=seed)
         # None: a variable the loss does not reach (pggan's blocks not grown
         # yet); leaving it out spares Keras' warning on every trace.
         optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
@@ -262,7 +274,16 @@ class GAN(keras.Model):
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(real_logits)
         self.d_fake_tracker.update_state(fake_logits)
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs({m.name: m.result() for m in self.metrics})
+
+    @staticmethod
+    def step_logs(logs):
+        """What a train or test step returns: its logs, as rank-1 tensors under
+        MultiWorkerMirroredStrategy, whose mean over workers Keras 3 takes on
+        axis 0 and which fails on scalars (tensorflow/tensorflow#72388)."""
+        if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            return logs
+        return {name: tf.reshape(value, (1,)) for name, value in logs.items()}
 
     # -------------------------------------------------------- generation
     def call(self, z, training=None):

@@ -224,7 +224,7 @@ class CycleGAN(GAN):
     def _track_losses(self, d_loss, g_loss, cycle, identity):
         for tracker, value in zip(self.metrics, (d_loss, g_loss, cycle, identity)):
             tracker.update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs({m.name: m.result() for m in self.metrics})
 
     # ------------------------------------------------------- translation
     def call(self, images, training=None):

@@ -16,7 +16,11 @@ _INIT = keras.initializers.RandomNormal(stddev=0.02)
 
 def _normalization(kind):
     if kind == "batch":
-        return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
+        # Synchronized: statistics over the global batch under tf.distribute,
+        # so N replicas train the network 1 replica would (no cost on one).
+        return layers.BatchNormalization(
+            gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), synchronized=True
+        )
     if kind == "layer":
         return layers.LayerNormalization(axis=(1, 2, 3))
     raise ValueError(f"normalization must be 'batch', 'layer' or None, got {kind!r}.")

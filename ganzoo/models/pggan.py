@@ -15,9 +15,8 @@ but a step at 8x8 costs what an 8x8 network costs.
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
-from keras import layers, ops
+from keras import ops
 
 from ganzoo import losses
 from ganzoo.layers import EqualizedConv2D, EqualizedDense, MinibatchStdDev, PixelNormalization
@@ -101,13 +100,14 @@ class ProgressiveGenerator(keras.Model):
         x = self.pixel_norm(z)
         x = ops.reshape(_lrelu(self.project(x)), (-1, 4, 4, self.project.units // 16))
         x = self.pixel_norm(_lrelu(self.head(self.pixel_norm(x))))
-        images = [self.to_rgb[0](x)]
+        # Images in float32 whatever the compute dtype (mixed precision).
+        images = [ops.cast(self.to_rgb[0](x), "float32")]
         top = len(self.sizes) - 1 if top is None else top
         for first, second, to_rgb in list(zip(self.first_convs, self.second_convs, self.to_rgb[1:]))[:top]:
             x = upsample(x)
             x = self.pixel_norm(_lrelu(first(x)))
             x = self.pixel_norm(_lrelu(second(x)))
-            images.append(to_rgb(x))
+            images.append(ops.cast(to_rgb(x), "float32"))
         return images
 
     def call(self, z, progress=None):
@@ -180,7 +180,7 @@ class ProgressiveDiscriminator(keras.Model):
             h = weight * block + (1.0 - weight) * skip
         h = _lrelu(self.tail_conv(self.stddev(h)))
         h = _lrelu(self.tail_dense(ops.reshape(h, (ops.shape(h)[0], -1))))
-        return self.logit(h)
+        return ops.cast(self.logit(h), "float32")
 
     def get_config(self):
         return {**super().get_config(), "data_shape": list(self.data_shape), "fmap_base": self.fmap_base,
@@ -300,8 +300,8 @@ class ProgressiveGAN(GAN):
         progress = self.progress
         level = ops.ceil(progress)
         sizes = ops.convert_to_tensor(self.generator.sizes, "float32")
-        return {**logs, "resolution": ops.take(sizes, ops.cast(level, "int32")),
-                "alpha": ops.where(level == progress, 1.0, progress - ops.floor(progress))}
+        return self.step_logs({**logs, "resolution": ops.take(sizes, ops.cast(level, "int32")),
+                               "alpha": ops.where(level == progress, 1.0, progress - ops.floor(progress))})
 
     def ema_decay_now(self):
         """`ema_decay`, warmed up as tf.train.ExponentialMovingAverage's num_updates

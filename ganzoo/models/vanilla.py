@@ -25,8 +25,9 @@ def mlp(latent_dim, data_shape, hidden_units=(256, 256), dropout=0.0, output_act
     x = z
     for units in hidden_units:
         x = layers.Dense(units, activation="relu")(x)
-    x = layers.Dense(math.prod(data_shape), activation=output_activation)(x)
-    generator = keras.Model(z, layers.Reshape(data_shape)(x), name="generator")
+    # float32 outputs under mixed precision, as the losses and metrics expect.
+    x = layers.Dense(math.prod(data_shape), activation=output_activation, dtype="float32")(x)
+    generator = keras.Model(z, layers.Reshape(data_shape, dtype="float32")(x), name="generator")
 
     sample = keras.Input(data_shape, name="sample")
     y = layers.Flatten()(sample)
@@ -34,7 +35,7 @@ def mlp(latent_dim, data_shape, hidden_units=(256, 256), dropout=0.0, output_act
         y = layers.LeakyReLU(0.2)(layers.Dense(units)(y))
         if dropout:
             y = layers.Dropout(dropout)(y)
-    discriminator = keras.Model(sample, layers.Dense(1)(y), name="discriminator")
+    discriminator = keras.Model(sample, layers.Dense(1, dtype="float32")(y), name="discriminator")
     return generator, discriminator
 
 
