@@ -1,0 +1,70 @@
+"""Training images/s of every registry entry at its default size, with and
+without XLA (`jit_compile`), on random data held in memory.
+
+    python benchmarks/xla_per_entry.py [--entries dcgan pggan] [--steps 20] [--json PATH]
+
+This is what decides each YAML's `jit_compile`. pggan is measured at its
+final resolution (progress set to the top level), where a run spends most of
+its steps.
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+import ganzoo
+
+
+def batch_of(model, batch_size):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (batch_size, *model.data_shape)).astype("float32")
+    if model.conditional:
+        return images, (np.arange(batch_size) % model.num_classes).astype("int32")
+    if model.network_kind == "translation":
+        return images, rng.uniform(-1, 1, images.shape).astype("float32")
+    return images
+
+
+def images_per_second(name, xla, steps):
+    keras.utils.set_random_seed(0)
+    model = ganzoo.load(name, jit_compile=xla)
+    if hasattr(model, "images_seen"):  # pggan: train at the final resolution
+        model.images_seen.assign(float(model.total_images))
+    batch_size = ganzoo.registry.model_config(name).get("train", {}).get("batch_size", 64)
+    data = tf.data.Dataset.from_tensors(batch_of(model, batch_size)).repeat()
+    try:
+        model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
+    except Exception as error:  # an op without an XLA kernel, say
+        return None, f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    return batch_size * steps / (time.perf_counter() - start), None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", nargs="+", default=ganzoo.list_models())
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    print(f"{'entry':10s} {'no XLA':>10} {'XLA':>10} {'speed-up':>9}")
+    rows = []
+    for name in args.entries:
+        plain, _ = images_per_second(name, False, args.steps)
+        compiled, error = images_per_second(name, True, args.steps)
+        rows.append(dict(entry=name, images_per_s=plain, images_per_s_xla=compiled, xla_error=error))
+        if compiled is None:
+            print(f"{name:10s} {plain:10.0f} {'failed':>10}   {error}", flush=True)
+        else:
+            print(f"{name:10s} {plain:10.0f} {compiled:10.0f} {compiled / plain:8.2f}x", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
