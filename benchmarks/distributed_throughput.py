@@ -1,7 +1,7 @@
 """DCGAN 32x32 training images/s on 1 and 2 devices, with and without XLA,
 in float32 and mixed_bfloat16.
 
-    python benchmarks/distributed_throughput.py [--batch 64] [--steps 40] [--json PATH]
+    python benchmarks/distributed_throughput.py [--batch 64] [--steps 10] [--json PATH]
 
 Each configuration runs in its own process, because logical devices and the
 dtype policy are fixed before TensorFlow starts. Two devices here are two
@@ -43,15 +43,24 @@ def measure(devices, xla, policy, batch, steps):
         model = ganzoo.load("dcgan", data_shape=(32, 32, 1), jit_compile=xla)
     images = tf.data.Dataset.from_tensors(tf.random.uniform((batch, 32, 32, 1), -1, 1)).repeat()
     model.fit(images, steps_per_epoch=5, epochs=1, verbose=0)  # trace and warm up
-    start = time.perf_counter()
-    model.fit(images, steps_per_epoch=steps, epochs=1, verbose=0)
-    return batch * steps / (time.perf_counter() - start)
+    return best_rate(lambda: model.fit(images, steps_per_epoch=steps, epochs=1, verbose=0), batch * steps)
+
+
+def best_rate(run, images, rounds=5):
+    """Images/s of the fastest of `rounds` runs: on a shared machine a run
+    can only be slowed down by others, so the best is the least disturbed."""
+    best = 0.0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run()
+        best = max(best, images / (time.perf_counter() - start))
+    return best
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64, help="global batch (default 64)")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed round (best of 5)")
     parser.add_argument("--json")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -60,7 +69,7 @@ def main():
         print(json.dumps({"images_per_s": measure(devices, xla, policy, args.batch, args.steps)}))
         return
 
-    print(f"DCGAN 32x32, global batch {args.batch}, {args.steps} timed steps\n")
+    print(f"DCGAN 32x32, global batch {args.batch}, best of 5 rounds of {args.steps} steps\n")
     print(f"{'devices':>7} {'XLA':>5} {'policy':>15} {'images/s':>9} {'vs 1 device f32':>16}")
     rows, base = [], None
     for devices, xla, policy in CONFIGS:

@@ -1,7 +1,7 @@
 """Training images/s of every registry entry at its default size, with and
 without XLA (`jit_compile`), on random data held in memory.
 
-    python benchmarks/xla_per_entry.py [--entries dcgan pggan] [--steps 20] [--json PATH]
+    python benchmarks/xla_per_entry.py [--entries dcgan pggan] [--steps 10] [--json PATH]
 
 This is what decides each YAML's `jit_compile`. pggan is measured at its
 final resolution (progress set to the top level), where a run spends most of
@@ -17,6 +17,7 @@ import tensorflow as tf
 import keras
 
 import ganzoo
+from distributed_throughput import best_rate
 
 
 def batch_of(model, batch_size):
@@ -40,15 +41,14 @@ def images_per_second(name, xla, steps):
         model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
     except Exception as error:  # an op without an XLA kernel, say
         return None, f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    return batch_size * steps / (time.perf_counter() - start), None
+    run = lambda: model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)  # noqa: E731
+    return best_rate(run, batch_size * steps), None
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", nargs="+", default=ganzoo.list_models())
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed round (best of 5)")
     parser.add_argument("--json")
     args = parser.parse_args()
     print(f"{'entry':10s} {'no XLA':>10} {'XLA':>10} {'speed-up':>9}")

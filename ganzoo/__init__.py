@@ -33,7 +33,7 @@ if keras.backend.backend() != "tensorflow":
         "'tensorflow'."
     )
 
-from ganzoo import callbacks, data, losses, metrics, networks  # noqa: E402
+from ganzoo import callbacks, data, distribute, losses, metrics, networks  # noqa: E402
 from ganzoo import models  # noqa: E402,F401  (importing registers the entries)
 from ganzoo.models.base import GAN  # noqa: E402
 from ganzoo.registry import list_models, load, register_model  # noqa: E402
@@ -42,6 +42,7 @@ __all__ = [
     "GAN",
     "callbacks",
     "data",
+    "distribute",
     "list_models",
     "load",
     "losses",

@@ -177,6 +177,11 @@ def _train(args, config, settings, overrides, epochs, strategy):
         batch_size=settings["batch_size"],
         seed=args.seed,
     )
+    if args.jit and strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
+        raise UsageError(
+            "--jit with several CPU replicas fails: XLA cannot use variables placed on another logical device. "
+            "Drop --jit, or use one device (--strategy default)."
+        )
     with strategy.scope():
         if translation:
             augment = {key: defaults[key] for key in ("jitter", "flip") if key in defaults}

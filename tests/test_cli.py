@@ -160,3 +160,12 @@ def test_set_values_are_yaml_and_exponents_are_numbers():
                                       "network=mlp", "seed=null", "jit_compile=false"])
     assert overrides == {"g_optimizer": {"learning_rate": 1e-4}, "network_args": {"filters": 8},
                          "network": "mlp", "seed": None, "jit_compile": False}
+
+
+def test_jit_flag_compiles_the_step_and_pggan_refuses_it(tmp_path, capsys):
+    assert cli.main(["train", *TINY_DCGAN[:-2], "--jit", "--strategy", "default", "--out", str(tmp_path / "x"),
+                     "--eval-every", "0"]) == 0
+    assert ", XLA)" in capsys.readouterr().out
+    assert cli.main(["train", "pggan", "--jit", "--out", str(tmp_path / "p")]) == 2
+    assert "pggan cannot be compiled with XLA" in capsys.readouterr().err
+    assert not (tmp_path / "p" / "checkpoints").exists()

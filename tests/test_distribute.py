@@ -78,6 +78,7 @@ def test_replicas_draw_different_noise():
 
 
 def test_get_strategy_names():
+    assert ganzoo.distribute.get_strategy is distribute.get_strategy  # as the README writes it
     assert distribute.get_strategy("default").num_replicas_in_sync == 1
     assert distribute.get_strategy("auto").num_replicas_in_sync == 1  # no GPU here
     assert distribute.get_strategy("mirrored").num_replicas_in_sync == 2  # the two logical CPUs

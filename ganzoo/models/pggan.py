@@ -238,8 +238,16 @@ class ProgressiveGAN(GAN):
         self.images_seen = self.add_weight(shape=(), initializer="zeros", dtype="float32", trainable=False,
                                            name="images_seen", aggregation="only_first_replica")
 
-    def compile(self, g_optimizer="adam", d_optimizer="adam", loss="wasserstein", **kwargs):
-        super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, **kwargs)
+    def compile(self, g_optimizer="adam", d_optimizer="adam", loss="wasserstein", jit_compile=False, **kwargs):
+        # XLA does not compile the level switch: the default config fails to
+        # trace, and the gradient of tf.switch_case fails to convert
+        # (benchmarks/xla_per_entry.py). "auto" would turn it on on GPUs.
+        if jit_compile is True:
+            raise ValueError(
+                "pggan cannot be compiled with XLA: its level switch (tf.switch_case) and that switch's "
+                "gradient do not convert. Use jit_compile=False (or leave --jit off)."
+            )
+        super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, jit_compile=False, **kwargs)
 
     # ---------------------------------------------------------- schedule
     @property
