@@ -229,14 +229,16 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         bad = {k: float(logs[k]) for k in self.monitor if k in logs and not np.isfinite(float(logs[k]))}
         if not bad:
             return
-        where = ""
-        if self.backup_dir:
-            where = (f" The last good checkpoint (after epoch {self._epoch}) is kept in {self.backup_dir}."
-                     if self._epoch else " No epoch had finished, so there is no checkpoint to resume from.")
+        fix = ("lower the learning rates (ganzoo train: --set g_optimizer.learning_rate=1e-4 --set "
+               "d_optimizer.learning_rate=1e-4) or drop mixed precision, and start over (--force)")
+        if self.backup_dir and self._epoch:
+            advice = (f" The last good checkpoint (after epoch {self._epoch}) is kept in {self.backup_dir}: the "
+                      f"same command resumes from it, which helps when one rare batch blew up. If it recurs, {fix}.")
+        elif self.backup_dir:
+            advice = f" No epoch had finished, so there is no checkpoint: {fix}."
+        else:
+            advice = f" To avoid it, {fix}."
         raise NonFiniteLossError(
             f"{', '.join(f'{k} became {v}' for k, v in bad.items())} in epoch {self._epoch + 1}, "
-            f"batch {batch + 1}; training stopped and nothing of this epoch was saved.{where} "
-            "Lower the learning rates (e.g. --set g_optimizer.learning_rate=1e-4 --set "
-            "d_optimizer.learning_rate=1e-4) or turn off mixed precision, then run the same command to "
-            "resume from it."
+            f"batch {batch + 1}; training stopped and nothing of this epoch was saved.{advice}"
         )

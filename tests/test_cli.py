@@ -169,3 +169,13 @@ def test_jit_flag_compiles_the_step_and_pggan_refuses_it(tmp_path, capsys):
     assert cli.main(["train", "pggan", "--jit", "--out", str(tmp_path / "p")]) == 2
     assert "pggan cannot be compiled with XLA" in capsys.readouterr().err
     assert not (tmp_path / "p" / "checkpoints").exists()
+
+
+def test_a_nan_loss_stops_the_run_with_a_clear_message(tmp_path, capsys):
+    out = tmp_path / "nan"
+    assert cli.main(["train", "vanilla", "--dataset", "ring", "--epochs", "2", "--out", str(out), "--eval-every", "0",
+                     "--set", "d_optimizer.learning_rate=1e30"]) == 2
+    error = capsys.readouterr().err
+    assert "became nan in epoch 1, batch 1" in error and "no checkpoint" in error and "--force" in error
+    assert json.loads((out / "run.json").read_text())["status"] == "stopped: non-finite loss"
+    assert not (out / "checkpoints").exists() and not (out / "saved_model").exists()
