@@ -10,7 +10,6 @@ its steps.
 
 import argparse
 import json
-import time
 
 import numpy as np
 import tensorflow as tf
