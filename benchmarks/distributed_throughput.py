@@ -14,7 +14,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 
 CONFIGS = [  # (devices, XLA, policy)
     (1, False, "float32"),
@@ -36,6 +35,7 @@ def measure(devices, xla, policy, batch, steps):
     import keras
 
     import ganzoo
+    from run import best_rate
 
     keras.mixed_precision.set_global_policy(policy)
     strategy = ganzoo.distribute.get_strategy("mirrored" if devices > 1 else "default")
@@ -44,17 +44,6 @@ def measure(devices, xla, policy, batch, steps):
     images = tf.data.Dataset.from_tensors(tf.random.uniform((batch, 32, 32, 1), -1, 1)).repeat()
     model.fit(images, steps_per_epoch=5, epochs=1, verbose=0)  # trace and warm up
     return best_rate(lambda: model.fit(images, steps_per_epoch=steps, epochs=1, verbose=0), batch * steps)
-
-
-def best_rate(run, images, rounds=5):
-    """Images/s of the fastest of `rounds` runs: on a shared machine a run
-    can only be slowed down by others, so the best is the least disturbed."""
-    best = 0.0
-    for _ in range(rounds):
-        start = time.perf_counter()
-        run()
-        best = max(best, images / (time.perf_counter() - start))
-    return best
 
 
 def main():

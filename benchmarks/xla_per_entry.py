@@ -11,22 +11,11 @@ its steps.
 import argparse
 import json
 
-import numpy as np
 import tensorflow as tf
 import keras
 
 import ganzoo
-from distributed_throughput import best_rate
-
-
-def batch_of(model, batch_size):
-    rng = np.random.default_rng(0)
-    images = rng.uniform(-1, 1, (batch_size, *model.data_shape)).astype("float32")
-    if model.conditional:
-        return images, (np.arange(batch_size) % model.num_classes).astype("int32")
-    if model.network_kind == "translation":
-        return images, rng.uniform(-1, 1, images.shape).astype("float32")
-    return images
+from run import batch_of, best_rate
 
 
 def images_per_second(name, xla, steps):
