@@ -1,4 +1,4 @@
-"""The `ganzoo` command: list, train, sample, evaluate, export."""
+"""The `ganzoo` command: list, train, sample, evaluate, export, serve."""
 
 import argparse
 import json
@@ -99,9 +99,20 @@ def _parser():
 
     p = commands.add_parser("export", help="export a run's model as a SavedModel for TF Serving")
     p.add_argument("run_dir", help="a run folder written by `ganzoo train`")
-    p.add_argument("--out", required=True, help="SavedModel folder, e.g. saved_models/dcgan/1")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--out", required=True,
+                   help="a base folder: writes OUT/NAME/N, N the next free version (TF Serving's layout); "
+                        "or a version folder such as saved_models/dcgan/3")
+    p.add_argument("--name", help="model name under OUT (default: the run's model, e.g. dcgan)")
+    p.add_argument("--force", action="store_true", help="replace an explicit version folder if it exists")
     p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("serve", help="serve SavedModels with TF Serving's REST API")
+    p.add_argument("base_dir", help="a folder of models in TF Serving's layout: BASE/NAME/VERSION/")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's REST port)")
+    p.add_argument("--max-batch", type=int, default=1024, help="largest batch a request may ask for (default 1024)")
+    p.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body in MB (default 16)")
+    p.set_defaults(run=cmd_serve)
     return parser
 
 
@@ -528,11 +539,42 @@ def _evaluate_translation(translator, source, dataset, args):
 
 # -------------------------------------------------------------- export
 def cmd_export(args):
+    from ganzoo import export
+
     run_dir = Path(args.run_dir)
     if not (run_dir / MODEL_FILE).exists():
         raise UsageError(f"{run_dir} is not a run folder: it has no {MODEL_FILE}. Train one with `ganzoo train`.")
-    path = _load_run_model(run_dir).export(args.out, overwrite=args.force)
-    print(f"Exported {run_dir} to {path}")
+    model = _load_run_model(run_dir)
+    out = Path(args.out)
+    if out.name.isdigit():  # an explicit version folder
+        if args.name:
+            raise UsageError(f"--out {out} is a version folder already; --name is for a base folder.")
+        target = out
+    else:
+        target = export.next_version_path(out, args.name or model.name)
+    path = model.export(target, overwrite=args.force)
+    print(f"Exported {run_dir} to {path} (TF Serving: --model_base_path={path.parent.resolve()} "
+          f"--model_name={path.parent.name})")
+
+
+# --------------------------------------------------------------- serve
+def cmd_serve(args):
+    from ganzoo import serving
+
+    if not Path(args.base_dir).is_dir():
+        raise UsageError(f"{args.base_dir} is not a folder. Export models into it with "
+                         f"`ganzoo export RUN --out {args.base_dir}`.")
+    server = serving.make_server(args.base_dir, host=args.host, port=args.port, max_batch=args.max_batch,
+                                 max_body_bytes=int(args.max_body_mb * 2**20))
+    models = ", ".join(server.repository.names()) or "none yet"
+    print(f"Serving {args.base_dir} ({models}) at http://{args.host}:{server.server_port}/v1/models/NAME "
+          "(Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def export_model(model, filepath, overwrite=False, verbose=False):
     for network in model.exported_networks():
         archive.track(network)
     for name, (function, input_signature) in model.serving_endpoints().items():
-        archive.add_endpoint(name=name, fn=function, input_signature=input_signature)
+        archive.add_endpoint(name=name, fn=_with_uint8(function), input_signature=input_signature)
     path.parent.mkdir(parents=True, exist_ok=True)
     archive.write_out(os.fspath(path), verbose=verbose)
     # A small description next to the graph so tools need not parse it.
@@ -55,9 +55,37 @@ def export_model(model, filepath, overwrite=False, verbose=False):
     return path
 
 
+def _with_uint8(function):
+    """`function` with a second output `images_uint8`: the images mapped from
+    [-1, 1] to [0, 255] and rounded, for clients that want pictures."""
+    import tensorflow as tf
+
+    def serve(*inputs):
+        outputs = dict(function(*inputs))
+        pixels = (tf.clip_by_value(outputs["images"], -1.0, 1.0) + 1.0) * 127.5
+        return {**outputs, "images_uint8": tf.cast(tf.round(pixels), tf.uint8)}
+
+    return serve
+
+
+def versions(model_dir):
+    """The version numbers under `<base>/<name>/` that hold a SavedModel, ascending."""
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "saved_model.pb").exists())
+
+
+def next_version_path(base, name):
+    """`<base>/<name>/<N>`, N one more than any version folder there (even an
+    unfinished one), so an export never lands on an existing version."""
+    folder = Path(base) / name
+    taken = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    return folder / str(max(taken, default=0) + 1)
+
+
 def _next_version(base):
-    versions = [int(p.name) for p in Path(base).glob("*") if p.name.isdigit()]
-    return str(max(versions, default=0) + 1)
+    return next_version_path(Path(base).parent, Path(base).name).name
 
 
 def load_serving(path):
