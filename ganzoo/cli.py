@@ -67,7 +67,8 @@ def _parser():
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("sample", help="write a grid of samples from a run or a SavedModel")
-    p.add_argument("source", help="a run folder or a SavedModel folder")
+    p.add_argument("source", help="a run folder, a SavedModel folder, or a model name for its shipped "
+                                  "pretrained export (saved_models/NAME)")
     p.add_argument("--n", type=int, help="number of samples (default 64); for a conditional model, "
                                          "samples per class (default 8)")
     p.add_argument("--labels", help="conditional models: comma-separated classes, one row each "
@@ -407,7 +408,7 @@ def cmd_sample(args):
     from ganzoo.metrics import load_sampler
     from ganzoo.models.base import latent_noise
 
-    sampler = load_sampler(args.source)
+    sampler = load_sampler(_resolve_source(args.source))
     if getattr(sampler, "translate", None):
         if args.labels:
             raise UsageError(f"{args.source} translates images: it takes --input, not --labels.")
@@ -430,6 +431,18 @@ def cmd_sample(args):
     out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(out)
     print(f"Wrote {what} to {out}")
+
+
+def _resolve_source(source):
+    """A run folder or SavedModel as given, or, for a registry name that is no
+    folder here, the shipped pretrained export (`ganzoo sample dcgan`)."""
+    from ganzoo import pretrained, registry
+
+    if Path(source).exists() or source not in registry.list_models():
+        return source
+    path = pretrained.pretrained_path(source)
+    print(f"Using the pretrained {source} in {path}", flush=True)
+    return path
 
 
 def _images_to_translate(folder, direction, data_shape, n):

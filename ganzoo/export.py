@@ -31,8 +31,11 @@ def export_model(model, filepath, overwrite=False, verbose=False):
         else:
             path.unlink()
     archive = keras.export.ExportArchive()
-    for network in model.exported_networks():
+    for index, network in enumerate(model.exported_networks()):
         archive.track(network)
+        # Named collections let `ganzoo.load(name, pretrained=True)` put the
+        # weights back into a Keras model (`weights_<i>`: exported network i).
+        archive.add_variable_collection(f"weights_{index}", network.weights)
     for name, (function, input_signature) in model.serving_endpoints().items():
         archive.add_endpoint(name=name, fn=_with_uint8(function), input_signature=input_signature)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,14 +63,28 @@ def model_config(name):
     return copy.deepcopy(_read_yaml(Path(config) if config else _find_yaml(name)))
 
 
-def load(name, **overrides):
+def load(name, pretrained=False, **overrides):
     """A built and compiled model from the entry's YAML defaults and `overrides`.
 
     Overrides deep-merge into the defaults, so
     `load("dcgan", g_optimizer={"learning_rate": 1e-4})` keeps Adam's betas.
     Changing `network` drops the YAML's `network_args` unless new ones are given.
     Create the model inside `strategy.scope()` to train it distributed.
+
+    `pretrained=True` takes the shapes and the generator weights of the
+    shipped export in `saved_models/<name>/` (`ganzoo.pretrained`), for
+    sampling or fine-tuning; the discriminator starts fresh.
     """
+    if pretrained:
+        from ganzoo import pretrained as pretrained_lib
+
+        shipped = pretrained_lib.shape_overrides(name)
+        clash = {k: v for k, v in overrides.items() if k in shipped and tuple(_listify(v)) != tuple(_listify(shipped[k]))}
+        if clash:
+            raise ValueError(f"The pretrained {name!r} was trained with {', '.join(f'{k}={shipped[k]}' for k in clash)}; "
+                             f"pretrained=True cannot change {', '.join(sorted(clash))}.")
+        model = load(name, **{**overrides, **shipped})
+        return pretrained_lib.restore(model, name)
     config = resolve_config(name, **overrides)
     model = model_class(name)(name=name, **config["model"])
     compile_args = dict(config["compile"])
@@ -80,6 +94,10 @@ def load(name, **overrides):
         **compile_args,
     )
     return model
+
+
+def _listify(value):
+    return value if isinstance(value, (list, tuple)) else [value]
 
 
 def resolve_config(name, **overrides):

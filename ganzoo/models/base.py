@@ -336,6 +336,12 @@ class GAN(keras.Model):
         """The networks whose weights the SavedModel carries."""
         return [self.generator]
 
+    def restore_exported(self, weights):
+        """Set the weights of `exported_networks()` from an export: a list of
+        weight lists, one per network (see `ganzoo.pretrained`)."""
+        for network, values in zip(self.exported_networks(), weights):
+            network.set_weights(values)
+
     def export(self, filepath, overwrite=False, verbose=False, **kwargs):
         """Write a SavedModel for TF Serving; see `ganzoo.export.export_model`."""
         if kwargs:

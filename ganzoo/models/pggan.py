@@ -342,6 +342,13 @@ class ProgressiveGAN(GAN):
 
         return {"serving_default": (serve, [self.latent_spec()])}
 
+    def restore_exported(self, weights):
+        """The export is the grown moving-average generator: G starts from it
+        too, and the schedule is at its end."""
+        super().restore_exported(weights)
+        self.generator.set_weights(weights[0])
+        self.images_seen.assign(float(self.total_images))
+
     def get_config(self):
         return {**super().get_config(), "fade_images": self.fade_images, "stable_images": self.stable_images,
                 "gp_weight": self.gp_weight, "drift_weight": self.drift_weight, "ema_decay": self.ema_decay}
