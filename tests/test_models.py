@@ -131,8 +131,10 @@ def test_export_then_serve_matches_generate(name, tmp_path):
         feed = {"z": inputs[0], "labels": inputs[1]} if model.conditional else {"z": inputs}
         expected = model.generate(4, seed=7)
     out = serve(**{key: tf.constant(value) for key, value in feed.items()})
-    assert set(out) == {"images"}
+    assert set(out) == {"images", "images_uint8"}
     np.testing.assert_allclose(out["images"].numpy(), expected, atol=1e-5)
+    pixels = np.round((np.clip(out["images"].numpy(), -1, 1) + 1) * 127.5)
+    np.testing.assert_array_equal(out["images_uint8"].numpy(), pixels.astype(np.uint8))
     with pytest.raises(FileExistsError, match="overwrite=True"):
         model.export(path)
     model.export(path, overwrite=True)
