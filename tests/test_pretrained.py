@@ -69,8 +69,10 @@ def test_shipped_model_is_small_documented_and_loads(name):
     if model.network_kind == "translation":
         images = np.zeros((2, *model.data_shape), "float32")
         assert np.isfinite(model.translate(images)).all()
-    else:
+    elif len(model.data_shape) == 3:  # images in [-1, 1]; vectors (vanilla's ring) are unbounded
         assert np.abs(model.generate(4, seed=0)).max() <= 1.0 + 1e-6
+    else:
+        assert np.isfinite(model.generate(4, seed=0)).all()
 
 
 def test_shipped_models_together_stay_small():
