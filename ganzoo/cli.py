@@ -104,6 +104,9 @@ def _parser():
                    help="a base folder: writes OUT/NAME/N, N the next free version (TF Serving's layout); "
                         "or a version folder such as saved_models/dcgan/3")
     p.add_argument("--name", help="model name under OUT (default: the run's model, e.g. dcgan)")
+    p.add_argument("--format", choices=("savedmodel", "tflite"), default="savedmodel",
+                   help="tflite: also write VERSION/model.tflite (every signature), where the converter supports "
+                        "the generator")
     p.add_argument("--force", action="store_true", help="replace an explicit version folder if it exists")
     p.set_defaults(run=cmd_export)
 
@@ -568,6 +571,8 @@ def cmd_export(args):
     path = model.export(target, overwrite=args.force)
     print(f"Exported {run_dir} to {path} (TF Serving: --model_base_path={path.parent.resolve()} "
           f"--model_name={path.parent.name})")
+    if args.format == "tflite":
+        print(f"Wrote {export.write_tflite(path)}")
 
 
 # --------------------------------------------------------------- serve

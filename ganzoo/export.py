@@ -117,3 +117,27 @@ def load_serving(path):
     if "z" in inputs:
         info["latent_dim"] = int(inputs["z"].shape[-1])
     return loaded, info
+
+
+def write_tflite(saved_model_dir, filename="model.tflite"):
+    """Convert every signature of a SavedModel to a TFLite model inside it.
+
+    Uses TFLite's built-in ops only, so the file runs on the plain TFLite
+    runtime; a generator with ops it lacks (pggan's level switch) raises
+    ValueError naming them, and the SavedModel stays as it is.
+    """
+    import tensorflow as tf
+
+    path = Path(saved_model_dir) / filename
+    converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir))
+    try:
+        path.write_bytes(converter.convert())
+    except Exception as error:  # the converter raises ConverterError with MLIR details
+        text = str(error)
+        unsupported = next((line.strip() for line in text.splitlines() if "TF Select ops:" in line), "")
+        raise ValueError(
+            f"TFLite cannot convert {saved_model_dir} with its built-in ops"
+            + (f" ({unsupported})" if unsupported else "")
+            + "; the SavedModel is written and serves as usual."
+        ) from None
+    return path

@@ -145,3 +145,18 @@ def test_the_readme_client_example_works_against_ganzoo_serve(base, url, tmp_pat
 
     assert Image.open(out).size == (32, 32)
     del sys.modules["rest_client"]
+
+
+def test_export_can_write_tflite_that_matches_the_saved_model(tmp_path):
+    from test_cli import TINY_DCGAN
+
+    run = tmp_path / "run"
+    assert cli.main(["train", *TINY_DCGAN, "--out", str(run), "--eval-every", "0"]) == 0
+    assert cli.main(["export", str(run), "--out", str(tmp_path / "m"), "--format", "tflite"]) == 0
+    version = tmp_path / "m" / "dcgan" / "1"
+    runner = tf.lite.Interpreter(model_path=str(version / "model.tflite")).get_signature_runner("serving_default")
+    z = np.random.default_rng(0).standard_normal((2, 8)).astype("float32")
+    lite = runner(z=z)
+    served = tf.saved_model.load(str(version)).signatures["serving_default"](z=tf.constant(z))
+    np.testing.assert_allclose(lite["images"], served["images"].numpy(), atol=1e-4)
+    assert lite["images_uint8"].dtype == np.uint8
