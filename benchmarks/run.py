@@ -143,9 +143,9 @@ def training_rate(model, batch, batch_size):
     return best_rate(lambda: model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0), batch_size * steps)
 
 
-def load_for_benchmark(name, data_shape):
+def load_for_benchmark(name, data_shape, **options):
     keras.utils.set_random_seed(0)
-    overrides = {"data_shape": data_shape}
+    overrides = {"data_shape": data_shape, **options}
     if name == "vanilla" and len(data_shape) == 3:
         overrides["network_args"] = {"hidden_units": [1024, 1024]}
     model = ganzoo.load(name, **overrides)

@@ -12,22 +12,18 @@ import argparse
 import json
 
 import tensorflow as tf
-import keras
 
 import ganzoo
-from run import batch_of, best_rate
+from run import SIZES, batch_of, best_rate, load_for_benchmark
 
 
 def images_per_second(name, xla, steps):
-    keras.utils.set_random_seed(0)
-    model = ganzoo.load(name, jit_compile=xla)
-    if hasattr(model, "images_seen"):  # pggan: train at the final resolution
-        model.images_seen.assign(float(model.total_images))
     batch_size = ganzoo.registry.model_config(name).get("train", {}).get("batch_size", 64)
-    data = tf.data.Dataset.from_tensors(batch_of(model, batch_size)).repeat()
     try:
+        model = load_for_benchmark(name, SIZES[name][0], jit_compile=xla)
+        data = tf.data.Dataset.from_tensors(batch_of(model, batch_size)).repeat()
         model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
-    except Exception as error:  # an op without an XLA kernel, say
+    except Exception as error:  # an op without an XLA kernel, or an entry that refuses XLA (pggan)
         return None, f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
     run = lambda: model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)  # noqa: E731
     return best_rate(run, batch_size * steps), None

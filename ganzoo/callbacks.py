@@ -225,8 +225,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        bad = {k: float(logs[k]) for k in self.monitor if k in logs and not np.isfinite(float(logs[k]))}
+        values = {k: float(logs[k]) for k in self.monitor if k in (logs or {})}
+        bad = {k: v for k, v in values.items() if not np.isfinite(v)}
         if not bad:
             return
         fix = ("lower the learning rates (ganzoo train: --set g_optimizer.learning_rate=1e-4 --set "

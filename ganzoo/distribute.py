@@ -52,14 +52,6 @@ def mixed_precision_policy():
 
 def is_chief(strategy):
     """Whether this process writes the run's files: always, except on the
-    non-chief workers of `MultiWorkerMirroredStrategy` (task 0 of `worker`
-    when the cluster has no `chief` task, as TF defines it)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
-        return True
-    spec = resolver.cluster_spec().as_dict()
-    if not spec:
-        return True
-    if "chief" in spec:
-        return resolver.task_type == "chief"
-    return resolver.task_type in (None, "worker") and (resolver.task_id or 0) == 0
+    non-chief workers of `MultiWorkerMirroredStrategy` (TF's own test: the
+    `chief` task, or worker 0 when the cluster has none)."""
+    return strategy.extended.should_checkpoint

@@ -23,7 +23,7 @@ def export_model(model, filepath, overwrite=False, verbose=False):
         if not overwrite:
             raise FileExistsError(
                 f"{path} already exists. Choose another path (the next version "
-                f"number, e.g. {path.parent / _next_version(path.parent)}) or pass "
+                f"number, e.g. {next_version_path(path.parent.parent, path.parent.name)}) or pass "
                 "overwrite=True (--force on the command line) to replace it."
             )
         if path.is_dir():
@@ -87,10 +87,6 @@ def next_version_path(base, name):
     folder = Path(base) / name
     taken = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
     return folder / str(max(taken, default=0) + 1)
-
-
-def _next_version(base):
-    return next_version_path(Path(base).parent, Path(base).name).name
 
 
 def load_serving(path):

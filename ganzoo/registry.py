@@ -79,7 +79,7 @@ def load(name, pretrained=False, **overrides):
         from ganzoo import pretrained as pretrained_lib
 
         shipped = pretrained_lib.shape_overrides(name)
-        clash = {k: v for k, v in overrides.items() if k in shipped and tuple(_listify(v)) != tuple(_listify(shipped[k]))}
+        clash = [k for k, v in overrides.items() if k in shipped and _as_tuple(v) != _as_tuple(shipped[k])]
         if clash:
             raise ValueError(f"The pretrained {name!r} was trained with {', '.join(f'{k}={shipped[k]}' for k in clash)}; "
                              f"pretrained=True cannot change {', '.join(sorted(clash))}.")
@@ -96,8 +96,9 @@ def load(name, pretrained=False, **overrides):
     return model
 
 
-def _listify(value):
-    return value if isinstance(value, (list, tuple)) else [value]
+def _as_tuple(value):
+    """data_shape as a tuple, whether it came as a list or a tuple."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def resolve_config(name, **overrides):

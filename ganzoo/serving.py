@@ -239,12 +239,14 @@ def make_server(base, host="127.0.0.1", port=8501, max_batch=1024, max_body_byte
             pass
 
         def do_GET(self):
-            self._answer(lambda route: (
-                {"model_spec": {"name": route["name"], "signature_name": "",
-                                "version": str(repository.get(route["name"], route["version"]).version)},
-                 "metadata": repository.get(route["name"], route["version"]).metadata()}
-                if route["rest"] == "/metadata" else repository.status(route["name"], route["version"])
-            ), method="GET")
+            self._answer(self._status_or_metadata, method="GET")
+
+        def _status_or_metadata(self, route):
+            if route["rest"] != "/metadata":
+                return repository.status(route["name"], route["version"])
+            servable = repository.get(route["name"], route["version"])
+            return {"model_spec": {"name": route["name"], "signature_name": "", "version": str(servable.version)},
+                    "metadata": servable.metadata()}
 
         def do_POST(self):
             self._answer(self._predict, method="POST")
