@@ -1,6 +1,7 @@
 """Layers the zoo's networks share that Keras does not ship."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -24,6 +25,64 @@ class ReflectionPadding2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
+class SyncBatchNormalization(keras.layers.BatchNormalization):
+    """Keras' batch norm with statistics over the global batch: N replicas
+    train the network one replica would.
+
+    On one replica, images (rank 4, channels last) go through TF's fused
+    batch-norm kernel, one op forward and one backward, where Keras composes
+    about twenty (moments, an all-reduce even on one device, the affine
+    transform). The fused kernel makes a DCGAN 32x32 training step about 7 %
+    faster on CPU (`benchmarks/run.py`). The result is Keras' own: the same
+    outputs to float32 round-off, and the moving variance is updated with
+    the biased batch variance as Keras does.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs["synchronized"] = True
+        super().__init__(**kwargs)
+
+    def _fusable(self, inputs, mask):
+        replicas = tf.distribute.get_replica_context()
+        return (
+            mask is None
+            and not self.renorm
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and (replicas is None or replicas.num_replicas_in_sync == 1)
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, "float32")  # as Keras does: statistics in float32
+        channels = x.shape[-1]
+        gamma = self.gamma if self.scale else tf.ones(channels)
+        beta = self.beta if self.center else tf.zeros(channels)
+        if training and self.trainable:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, epsilon=self.epsilon, is_training=True
+            )
+            # The kernel returns the unbiased variance; Keras averages the biased one.
+            count = tf.cast(tf.size(x) // channels, "float32")
+            variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
+            momentum = self.momentum
+            self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+            self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, mean=self.moving_mean, variance=self.moving_variance,
+                epsilon=self.epsilon, is_training=False,
+            )
+        return tf.cast(y, self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("synchronized", None)
+        return config
 
 
 def instance_normalization(**kwargs):
@@ -105,8 +164,6 @@ class ImageHistoryPool(keras.layers.Layer):
 
 def _scatter_rows(pool, slots, rows, mask):
     """`pool` with `rows[i]` written at `slots[i]` where `mask[i]`."""
-    import tensorflow as tf
-
     keep = tf.where(mask)[:, 0]
     return tf.tensor_scatter_nd_update(
         pool, tf.gather(slots, keep)[:, None], tf.gather(tf.cast(rows, pool.dtype), keep)

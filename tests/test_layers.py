@@ -1,0 +1,78 @@
+"""ganzoo.layers against the Keras layers they stand in for."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from ganzoo.layers import SyncBatchNormalization
+
+
+def _pair(**kwargs):
+    """A SyncBatchNormalization and a Keras BatchNormalization with the same weights."""
+    ours, reference = SyncBatchNormalization(**kwargs), keras.layers.BatchNormalization(**kwargs)
+    shape = (8, 6, 6, 5)
+    ours.build(shape)
+    reference.build(shape)
+    rng = np.random.default_rng(0)
+    for a, b in zip(ours.weights, reference.weights):
+        value = rng.uniform(0.5, 1.5, a.shape).astype("float32")
+        a.assign(value)
+        b.assign(value)
+    return ours, reference
+
+
+def _images(seed=1):
+    return tf.constant(np.random.default_rng(seed).normal(2.0, 3.0, (8, 6, 6, 5)).astype("float32"))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"center": False}, {"scale": False, "momentum": 0.5}])
+def test_sync_batch_norm_trains_like_keras(kwargs):
+    ours, reference = _pair(**kwargs)
+    x = _images()
+    weights = _images(seed=2)  # a loss that depends on every output
+    results = []
+    for layer in (ours, reference):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * weights)
+        grads = tape.gradient(loss, [x, *layer.trainable_weights])
+        results.append((y, grads, [w.numpy() for w in layer.non_trainable_weights]))
+    (y, grads, stats), (y_ref, grads_ref, stats_ref) = results
+    np.testing.assert_allclose(y, y_ref, atol=1e-5)
+    for g, g_ref in zip(grads, grads_ref):
+        np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-4)
+    for s, s_ref in zip(stats, stats_ref):
+        np.testing.assert_allclose(s, s_ref, rtol=1e-5)
+    assert not np.allclose(stats[1], 1.0)  # the moving variance did move
+
+
+def test_sync_batch_norm_inference_uses_moving_statistics():
+    ours, reference = _pair()
+    x = _images()
+    np.testing.assert_allclose(ours(x, training=False), reference(x, training=False), atol=1e-5)
+    ours(x, training=False)
+    np.testing.assert_array_equal(ours.moving_mean.numpy(), reference.moving_mean.numpy())
+
+
+def test_sync_batch_norm_keeps_the_mixed_precision_dtype():
+    layer = SyncBatchNormalization(dtype="mixed_bfloat16")
+    y = layer(tf.cast(_images(), "bfloat16"), training=True)
+    assert y.dtype == tf.bfloat16
+    assert layer.moving_mean.dtype == "float32"
+
+
+def test_sync_batch_norm_on_vectors_is_keras_synchronized_path():
+    ours = SyncBatchNormalization()
+    x = tf.random.stateless_normal((16, 3), seed=(1, 2))
+    y = ours(x, training=True)
+    np.testing.assert_allclose(tf.reduce_mean(y, 0), 0.0, atol=1e-5)
+
+
+def test_sync_batch_norm_config_round_trip():
+    layer = SyncBatchNormalization(momentum=0.9, epsilon=1e-5)
+    clone = SyncBatchNormalization.from_config(layer.get_config())
+    assert (clone.momentum, clone.epsilon, clone.synchronized) == (0.9, 1e-5, True)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is SyncBatchNormalization
