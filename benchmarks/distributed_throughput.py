@@ -35,7 +35,7 @@ def measure(devices, xla, policy, batch, steps):
     import keras
 
     import ganzoo
-    from run import best_rate
+    from run import fit_rate
 
     keras.mixed_precision.set_global_policy(policy)
     strategy = ganzoo.distribute.get_strategy("mirrored" if devices > 1 else "default")
@@ -43,7 +43,7 @@ def measure(devices, xla, policy, batch, steps):
         model = ganzoo.load("dcgan", data_shape=(32, 32, 1), jit_compile=xla)
     images = tf.data.Dataset.from_tensors(tf.random.uniform((batch, 32, 32, 1), -1, 1)).repeat()
     model.fit(images, steps_per_epoch=5, epochs=1, verbose=0)  # trace and warm up
-    return best_rate(lambda: model.fit(images, steps_per_epoch=steps, epochs=1, verbose=0), batch * steps)
+    return fit_rate(model, images, batch, steps)
 
 
 def main():

@@ -58,12 +58,37 @@ def best_rate(run, items, rounds=ROUNDS):
     return best
 
 
+class StepClock(keras.callbacks.Callback):
+    """The wall time at the end of every training batch."""
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter())
+
+
+def fit_rate(model, data, batch_size, steps, rounds=ROUNDS, warmup=2):
+    """Images/s of the fastest of `rounds` windows of `steps` steps, inside
+    one `fit` on `data` (which must not run out).
+
+    Timing `fit` calls from outside would count their teardown, and that
+    can wait seconds: deleting a tf.data iterator blocks until its
+    autotuning thread's next wake-up, which comes 2.55 s after the start of
+    a short `fit`. Ten steps of 160 ms then read as 2.55 s.
+    """
+    clock = StepClock()
+    model.fit(data, steps_per_epoch=warmup + rounds * steps, epochs=1, verbose=0, callbacks=[clock])
+    times = clock.times[warmup - 1 :]
+    return max(batch_size * steps / (times[(i + 1) * steps] - times[i * steps]) for i in range(rounds))
+
+
 def matmul_gflops(n=4096):
     a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
     matmul = tf.function(lambda a, b: tf.matmul(a, b))
     matmul(a, b).numpy()
     repeats = 5
-    return 2 * n**3 * repeats / 1e9 * best_rate(lambda: [matmul(a, b) for _ in range(repeats)][-1].numpy(), 1, 3)
+    return 2 * n**3 * repeats / 1e9 * best_rate(lambda: [matmul(a, b) for _ in range(repeats)][-1].numpy(), 1)
 
 
 def batch_of(model, batch_size):
@@ -136,11 +161,12 @@ def train_step_flops(model, batch):
 # --------------------------------------------------------------- training
 def training_rate(model, batch, batch_size):
     data = tf.data.Dataset.from_tensors(batch).repeat()
-    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
     start = time.perf_counter()
-    model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
-    steps = max(1, round(ROUND_SECONDS / ((time.perf_counter() - start) / 2)))
-    return best_rate(lambda: model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0), batch_size * steps)
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)
+    seconds_per_step = (time.perf_counter() - start) / 6  # an overestimate: it counts tracing
+    steps = max(2, round(ROUND_SECONDS / seconds_per_step))
+    return fit_rate(model, data, batch_size, steps)
 
 
 def load_for_benchmark(name, data_shape, **options):
@@ -205,13 +231,10 @@ def bench_pipeline():
     memory = tf.data.Dataset.from_tensors(next(iter(real))).repeat()
     for data in (real, memory):
         model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)
-    steps = 10
     best = {"pipeline": 0.0, "memory": 0.0}
-    for _ in range(ROUNDS):
+    for _ in range(2 * ROUNDS):  # the difference is small: more rounds than elsewhere
         for key, data in (("pipeline", real), ("memory", memory)):
-            start = time.perf_counter()
-            model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-            best[key] = max(best[key], 64 * steps / (time.perf_counter() - start))
+            best[key] = max(best[key], fit_rate(model, data, 64, steps=10, rounds=1))
     keras.backend.clear_session()
     return dict(pipeline_images_per_s=best["pipeline"], memory_images_per_s=best["memory"],
                 overhead=1 - best["pipeline"] / best["memory"])

@@ -14,7 +14,7 @@ import json
 import tensorflow as tf
 
 import ganzoo
-from run import SIZES, batch_of, best_rate, load_for_benchmark
+from run import SIZES, batch_of, fit_rate, load_for_benchmark
 
 
 def images_per_second(name, xla, steps):
@@ -25,8 +25,7 @@ def images_per_second(name, xla, steps):
         model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
     except Exception as error:  # an op without an XLA kernel, or an entry that refuses XLA (pggan)
         return None, f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
-    run = lambda: model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)  # noqa: E731
-    return best_rate(run, batch_size * steps), None
+    return fit_rate(model, data, batch_size, steps), None
 
 
 def main():
