@@ -136,7 +136,21 @@ def _finish(ds, batch_size, shuffle, seed, drop_remainder, cache):
     if shuffle:
         ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _prefetched(ds)
+
+
+def _prefetched(ds):
+    """`ds` prefetched, without tf.data's autotuning thread.
+
+    Deleting an iterator waits for that thread's next wake-up, and Keras'
+    `fit` deletes one at the end of every epoch: DCGAN on digits lost about
+    1.6 s in every other 3.7 s epoch. The pipelines here are cached in
+    memory, so after the first epoch there is nothing left to tune; AUTOTUNE
+    parallelism then means one call per core.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(2).with_options(options)
 
 
 DIGITS_SPLITS = ("train", "test", "all")
@@ -366,7 +380,7 @@ def load_unpaired(
     if training:
         ds = ds.take(max(sizes) if min(sizes) > 0 else 0)
     ds = ds.batch(batch_size, drop_remainder=training)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _prefetched(ds)
 
 
 def _augment(image, image_size, jitter, flip):
