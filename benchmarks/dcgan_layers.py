@@ -58,7 +58,9 @@ def main():
                 with tf.GradientTape() as tape:
                     tape.watch(h)
                     y = layer(h, training=True)
-                return tape.gradient(y, [h, *layer.trainable_variables])
+                # y is returned too: a linear layer's gradients do not need
+                # its output, and TF would otherwise prune the forward pass.
+                return y, tape.gradient(y, [h, *layer.trainable_variables])
 
             t_forward, t_both = best_seconds(forward, h), best_seconds(tf.function(both), h)
             out = layer(h, training=True)
