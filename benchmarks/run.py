@@ -77,6 +77,8 @@ def fit_rate(model, data, batch_size, steps, rounds=ROUNDS, warmup=2):
     autotuning thread's next wake-up, which comes 2.55 s after the start of
     a short `fit`. Ten steps of 160 ms then read as 2.55 s.
     """
+    if getattr(model, "steps_per_execution", 1) != 1 or warmup < 1:
+        raise ValueError("fit_rate counts one batch end per step: use steps_per_execution=1 and warmup >= 1.")
     clock = StepClock()
     model.fit(data, steps_per_epoch=warmup + rounds * steps, epochs=1, verbose=0, callbacks=[clock])
     times = clock.times[warmup - 1 :]

@@ -145,8 +145,10 @@ def _prefetched(ds):
     Deleting an iterator waits for that thread's next wake-up, and Keras'
     `fit` deletes one at the end of every epoch: DCGAN on digits lost about
     1.6 s in every other 3.7 s epoch. The pipelines here are cached in
-    memory, so after the first epoch there is nothing left to tune; AUTOTUNE
-    parallelism then means one call per core.
+    memory, so what runs after the first epoch is cheap (shuffling, and
+    cyclegan's augmentation); AUTOTUNE parallelism then means one call per
+    core. The option carries over to what a caller chains on; set
+    `options.autotune.enabled = True` there to tune a heavy map of one's own.
     """
     options = tf.data.Options()
     options.autotune.enabled = False

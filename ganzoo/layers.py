@@ -28,8 +28,8 @@ class ReflectionPadding2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="ganzoo")
-class SyncBatchNormalization(keras.layers.BatchNormalization):
-    """Keras' batch norm with statistics over the global batch: N replicas
+class BatchNormalization(keras.layers.BatchNormalization):
+    """Keras' batch norm, with statistics over the global batch: N replicas
     train the network one replica would.
 
     On one replica, images (rank 4, channels last) go through TF's fused
@@ -38,12 +38,18 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
     transform). The fused kernel makes a DCGAN 32x32 training step about 7 %
     faster on CPU (`benchmarks/run.py`). The result is Keras' own: the same
     outputs to float32 round-off, and the moving variance is updated with
-    the biased batch variance as Keras does.
+    the biased batch variance as Keras does. The class keeps Keras' name, by
+    which `.keras` and `.weights.h5` files find a layer's weights, so files
+    saved with `keras.layers.BatchNormalization` load into it.
     """
 
     def __init__(self, **kwargs):
-        kwargs["synchronized"] = True
-        super().__init__(**kwargs)
+        if kwargs.pop("synchronized", True) is not True:
+            raise ValueError(
+                "ganzoo.layers.BatchNormalization always synchronizes its statistics; use "
+                "keras.layers.BatchNormalization for per-replica statistics."
+            )
+        super().__init__(synchronized=True, **kwargs)
 
     def _fusable(self, inputs, mask):
         replicas = tf.distribute.get_replica_context()
@@ -52,6 +58,7 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
             and not self.renorm
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
+            and tf.as_dtype(inputs.dtype) in (tf.float16, tf.bfloat16, tf.float32)  # the kernel's types
             and (replicas is None or replicas.num_replicas_in_sync == 1)
         )
 
@@ -67,7 +74,7 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
                 x, gamma, beta, epsilon=self.epsilon, is_training=True
             )
             # The kernel returns the unbiased variance; Keras averages the biased one.
-            count = tf.cast(tf.size(x) // channels, "float32")
+            count = tf.cast(tf.size(x, out_type=tf.int64) // channels, "float32")
             variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
             momentum = self.momentum
             self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))

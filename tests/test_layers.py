@@ -5,12 +5,12 @@ import pytest
 import tensorflow as tf
 import keras
 
-from ganzoo.layers import SyncBatchNormalization
+from ganzoo import layers as zoo_layers
 
 
 def _pair(**kwargs):
-    """A SyncBatchNormalization and a Keras BatchNormalization with the same weights."""
-    ours, reference = SyncBatchNormalization(**kwargs), keras.layers.BatchNormalization(**kwargs)
+    """ganzoo's and Keras' BatchNormalization with the same weights."""
+    ours, reference = zoo_layers.BatchNormalization(**kwargs), keras.layers.BatchNormalization(**kwargs)
     shape = (8, 6, 6, 5)
     ours.build(shape)
     reference.build(shape)
@@ -27,7 +27,7 @@ def _images(seed=1):
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"center": False}, {"scale": False, "momentum": 0.5}])
-def test_sync_batch_norm_trains_like_keras(kwargs):
+def test_batch_norm_trains_like_keras(kwargs):
     ours, reference = _pair(**kwargs)
     x = _images()
     weights = _images(seed=2)  # a loss that depends on every output
@@ -48,7 +48,7 @@ def test_sync_batch_norm_trains_like_keras(kwargs):
     assert not np.allclose(stats[1], 1.0)  # the moving variance did move
 
 
-def test_sync_batch_norm_inference_uses_moving_statistics():
+def test_batch_norm_inference_uses_moving_statistics():
     ours, reference = _pair()
     x = _images()
     np.testing.assert_allclose(ours(x, training=False), reference(x, training=False), atol=1e-5)
@@ -56,23 +56,56 @@ def test_sync_batch_norm_inference_uses_moving_statistics():
     np.testing.assert_array_equal(ours.moving_mean.numpy(), reference.moving_mean.numpy())
 
 
-def test_sync_batch_norm_keeps_the_mixed_precision_dtype():
-    layer = SyncBatchNormalization(dtype="mixed_bfloat16")
+def test_batch_norm_keeps_the_mixed_precision_dtype():
+    layer = zoo_layers.BatchNormalization(dtype="mixed_bfloat16")
     y = layer(tf.cast(_images(), "bfloat16"), training=True)
     assert y.dtype == tf.bfloat16
     assert layer.moving_mean.dtype == "float32"
 
 
-def test_sync_batch_norm_on_vectors_is_keras_synchronized_path():
-    ours = SyncBatchNormalization()
+def test_batch_norm_on_vectors_is_keras_synchronized_path():
+    ours = zoo_layers.BatchNormalization()
     x = tf.random.stateless_normal((16, 3), seed=(1, 2))
     y = ours(x, training=True)
     np.testing.assert_allclose(tf.reduce_mean(y, 0), 0.0, atol=1e-5)
 
 
-def test_sync_batch_norm_config_round_trip():
-    layer = SyncBatchNormalization(momentum=0.9, epsilon=1e-5)
-    clone = SyncBatchNormalization.from_config(layer.get_config())
+def test_batch_norm_config_round_trip():
+    layer = zoo_layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    clone = zoo_layers.BatchNormalization.from_config(layer.get_config())
     assert (clone.momentum, clone.epsilon, clone.synchronized) == (0.9, 1e-5, True)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(restored) is SyncBatchNormalization
+    assert type(restored) is zoo_layers.BatchNormalization
+    assert restored.get_config() == layer.get_config()
+
+
+def _conv_bn_model(norm):
+    inputs = keras.Input((6, 6, 2))
+    x = norm()(keras.layers.Conv2D(4, 3)(inputs))
+    return keras.Model(inputs, norm()(x))
+
+
+def test_batch_norm_loads_weights_saved_from_keras_batch_norm(tmp_path):
+    # Runs saved before dcgan switched layers hold keras.layers.BatchNormalization
+    # weights, which Keras finds by layer name.
+    keras.backend.clear_session()
+    old = _conv_bn_model(lambda: keras.layers.BatchNormalization(synchronized=True))
+    for variable in old.weights:
+        variable.assign(np.random.default_rng(3).uniform(0.5, 1.5, variable.shape))
+    old.save_weights(tmp_path / "old.weights.h5")
+    keras.backend.clear_session()
+    new = _conv_bn_model(zoo_layers.BatchNormalization)
+    new.load_weights(tmp_path / "old.weights.h5")
+    for a, b in zip(new.weights, old.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_batch_norm_refuses_per_replica_statistics():
+    with pytest.raises(ValueError, match="keras.layers.BatchNormalization"):
+        zoo_layers.BatchNormalization(synchronized=False)
+
+
+def test_batch_norm_float64_takes_keras_path():
+    layer = zoo_layers.BatchNormalization(dtype="float64")
+    y = layer(tf.cast(_images(), "float64"), training=True)
+    assert y.dtype == tf.float64

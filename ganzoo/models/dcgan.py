@@ -6,7 +6,7 @@ import math
 import keras
 from keras import layers
 
-from ganzoo.layers import SyncBatchNormalization
+from ganzoo import layers as zoo_layers
 from ganzoo.models.base import GAN
 from ganzoo.networks import register_network
 from ganzoo.registry import register_model
@@ -17,7 +17,7 @@ _INIT = keras.initializers.RandomNormal(stddev=0.02)
 
 def _normalization(kind):
     if kind == "batch":
-        return SyncBatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
+        return zoo_layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
     if kind == "layer":
         return layers.LayerNormalization(axis=(1, 2, 3))
     raise ValueError(f"normalization must be 'batch', 'layer' or None, got {kind!r}.")
