@@ -7,25 +7,20 @@ Compare the GFLOP/s column with the matmul rate `benchmarks/run.py` prints.
 """
 
 import argparse
-import time
 
 import numpy as np
 import tensorflow as tf
 import keras
 
 import ganzoo
+from run import best_rate
 
 
-def best_seconds(function, *args, calls=20, rounds=5):
+def best_seconds(function, *args, calls=20):
+    """Seconds per call of `function(*args)`, from the fastest round of `calls`."""
     function(*args)
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            result = function(*args)
-        tf.nest.map_structure(lambda x: x.numpy(), result)
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
+    run = lambda: tf.nest.map_structure(lambda x: x.numpy(), [function(*args) for _ in range(calls)][-1])  # noqa: E731
+    return 1 / best_rate(run, calls)
 
 
 def layer_flops(layer, inputs, outputs, batch):

@@ -86,11 +86,6 @@ class BatchNormalization(keras.layers.BatchNormalization):
             )
         return tf.cast(y, self.compute_dtype)
 
-    def get_config(self):
-        config = super().get_config()
-        config.pop("synchronized", None)
-        return config
-
 
 def instance_normalization(**kwargs):
     """Instance norm (Ulyanov et al. 2016): Keras' group norm with one group per channel."""
