@@ -4,10 +4,17 @@
     model = ganzoo.load("dcgan")
     model.fit(ganzoo.data.load("digits", image_size=32), epochs=5)
     model.export("saved_models/dcgan/1")
+
+    run = ganzoo.train("dcgan", epochs=75, out="runs/dcgan")   # what `ganzoo train` does
+
+Importing ganzoo is cheap: TensorFlow is imported on first use of a name that
+needs it (`load`, `train`, `data`, `GAN`, ...), so `ganzoo --help` and
+`ganzoo list` start in a fraction of a second.
 """
 
 __version__ = "0.1.0"
 
+import importlib
 import os
 
 # ganzoo trains with tf.data and tf.distribute and exports SavedModels, so the
@@ -15,38 +22,56 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-try:
-    import tensorflow  # noqa: F401
-except ImportError as error:  # pragma: no cover - exercised by hand only
-    raise ImportError(
-        "ganzoo needs TensorFlow, which is not installed. Install ganzoo with "
-        "the extra for your machine: pip install 'ganzoo[cpu]' (CPU only) or "
-        "pip install 'ganzoo[gpu]' (NVIDIA GPU with CUDA)."
-    ) from error
+# name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "AdversarialModel": ("ganzoo.models.base", "AdversarialModel"),
+    "GAN": ("ganzoo.models.base", "GAN"),
+    "Run": ("ganzoo.training", "Run"),
+    "load": ("ganzoo.loading", "load"),
+    "train": ("ganzoo.training", "train"),
+    "open_run": ("ganzoo.training", "open_run"),
+    "list_models": ("ganzoo.registry", "list_models"),
+    "register_model": ("ganzoo.registry", "register_model"),
+    **{module: (f"ganzoo.{module}", None) for module in (
+        "callbacks", "data", "distribute", "export", "layers", "loading", "losses", "metrics", "models",
+        "networks", "pretrained", "registry", "runs", "samplers", "training", "visualize",
+    )},
+}
+_LIGHT = ("ganzoo.registry", "ganzoo.runs")  # need no TensorFlow
 
-import keras
+__all__ = sorted(_LAZY)
 
-if keras.backend.backend() != "tensorflow":
-    raise ImportError(
-        f"ganzoo needs the TensorFlow backend of Keras, but KERAS_BACKEND is "
-        f"{keras.backend.backend()!r}. Unset KERAS_BACKEND or set it to "
-        "'tensorflow'."
-    )
 
-from ganzoo import callbacks, data, distribute, losses, metrics, networks  # noqa: E402
-from ganzoo import models  # noqa: E402,F401  (importing registers the entries)
-from ganzoo.models.base import GAN  # noqa: E402
-from ganzoo.registry import list_models, load, register_model  # noqa: E402
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ganzoo' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    if module_name not in _LIGHT:
+        _require_tensorflow()
+        importlib.import_module("ganzoo.models")  # registers the model classes and networks
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
 
-__all__ = [
-    "GAN",
-    "callbacks",
-    "data",
-    "distribute",
-    "list_models",
-    "load",
-    "losses",
-    "metrics",
-    "networks",
-    "register_model",
-]
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
+
+
+def _require_tensorflow():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            "ganzoo needs TensorFlow, which is not installed. Install ganzoo with "
+            "the extra for your machine: pip install 'ganzoo[cpu]' (CPU only) or "
+            "pip install 'ganzoo[gpu]' (NVIDIA GPU with CUDA)."
+        ) from error
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ImportError(
+            f"ganzoo needs the TensorFlow backend of Keras, but KERAS_BACKEND is "
+            f"{keras.backend.backend()!r}. Unset KERAS_BACKEND or set it to 'tensorflow'."
+        )

@@ -8,56 +8,46 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ganzoo import visualize
+from ganzoo import loading, runs
+from ganzoo.data import MIXTURES
+from ganzoo.metrics import evaluation, get_extractor
+from ganzoo.metrics.evaluation import MODE_COVERAGE_SAMPLES
+from ganzoo.metrics.translation import domain_classifiers, evaluate_translation
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Write a picture of samples from fixed noise every `every` epochs.
+    """Write a picture of the model's outputs for fixed inputs every `every` epochs.
 
-    Files are `<out_dir>/epoch_NNN.png` (a grid for images, a scatter plot
-    for 2D data; for conditional models one row of `per_class` samples per
-    class; for translation models the rows A, G(A), B, F(B) of the fixed
-    `translate` images `(a_images, b_images)`); the noise is drawn once from
-    `seed`, so the series shows the same latent points improving. With
-    `log_dir`, the pictures also go to TensorBoard under `samples`.
+    Files are `<out_dir>/epoch_NNN.png`. The inputs come from the model's
+    `preview_inputs` once, at the start of training (noise from `seed` for
+    `n` samples; one row of `per_class` per class for conditional models;
+    8 images of each domain of `dataset` for translation models), or are
+    given as `inputs`; the model's `preview` draws them (a grid for images,
+    a scatter plot for 2D data), so the series shows the same inputs
+    improving. With `log_dir`, the pictures also go to TensorBoard under
+    `samples`.
     """
 
-    def __init__(self, out_dir, every=1, n=64, seed=0, log_dir=None, per_class=8, translate=None):
+    def __init__(self, out_dir, every=1, n=64, seed=0, log_dir=None, per_class=8, inputs=None, dataset=None):
         super().__init__()
         if every < 1 or n < 1 or per_class < 1:
             raise ValueError(f"every, n and per_class must be positive, got {every}, {n}, {per_class}.")
         self.out_dir = Path(out_dir)
         self.every, self.n, self.seed, self.log_dir, self.per_class = every, n, seed, log_dir, per_class
-        self.translate = None if translate is None else tuple(np.asarray(x, "float32") for x in translate)
+        self.inputs, self.dataset = inputs, dataset
         self._writer = None
+
+    def on_train_begin(self, logs=None):
+        if self.inputs is None:
+            self.inputs = self.model.preview_inputs(n=self.n, seed=self.seed, per_class=self.per_class,
+                                                    dataset=self.dataset)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        model = self.model
-        name = f"epoch_{epoch + 1:03d}.png"
-        if model.network_kind == "translation":
-            if self.translate is None:
-                raise ValueError("SampleGrid needs translate=(a_images, b_images) for a translation model.")
-            a, b = self.translate
-            rows = [a, model.translate(a, "a2b"), b, model.translate(b, "b2a")]
-            image = visualize.image_grid(np.concatenate(rows), columns=len(a))
-        elif model.conditional:
-            image = visualize.class_grid(
-                model.generate_from, model.latent_dim, range(model.num_classes), self.per_class, self.seed
-            )
-        elif model.network_kind == "progressive":
-            # At the resolution of the phase, which the full-size output only repeats.
-            resolution, _ = model.phase()
-            samples = model.generate(self.n, seed=self.seed)
-            factor = samples.shape[1] // resolution
-            samples = samples.reshape(len(samples), resolution, factor, resolution, factor, -1).mean(axis=(2, 4))
-            image = visualize.picture(samples)
-            name = f"epoch_{epoch + 1:03d}_{resolution}x{resolution}.png"
-        else:
-            image = visualize.picture(model.generate(self.n, seed=self.seed))
+        image, suffix = self.model.preview(self.inputs)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        image.save(self.out_dir / name)
+        image.save(self.out_dir / f"epoch_{epoch + 1:03d}{suffix}.png")
         if self.log_dir:
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(os.fspath(self.log_dir))
@@ -75,12 +65,12 @@ class HistoryFile(keras.callbacks.Callback):
         self.path = Path(path)
 
     def on_epoch_end(self, epoch, logs=None):
-        history = json.loads(self.path.read_text()) if self.path.exists() else []
-        history = [h for h in history if h["epoch"] < epoch + 1]
-        history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(history, indent=1))
-        temporary.replace(self.path)
+        runs.append_history(self.path, epoch + 1, logs)
+
+
+def evaluation_samples(dataset):
+    """Generated samples of in-training evaluation: the mode-coverage protocol on the mixtures, else 1,000."""
+    return MODE_COVERAGE_SAMPLES if dataset in MIXTURES else 1000
 
 
 class EvaluationCallback(keras.callbacks.Callback):
@@ -103,8 +93,6 @@ class EvaluationCallback(keras.callbacks.Callback):
         self._extractor = self._real = self._sampler = None
 
     def on_train_begin(self, logs=None):
-        from ganzoo.metrics import evaluation, get_extractor
-
         if self._real is not None:
             return
         shape = tuple(self.model.data_shape)
@@ -116,11 +104,9 @@ class EvaluationCallback(keras.callbacks.Callback):
         self._real = evaluation.extract(
             self._extractor, batches, self.n, "real", progress=False, keep_samples="swd" in self.metric_names
         )
-        self._sampler = evaluation.as_sampler(self.model)
+        self._sampler = loading.as_sampler(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
-        from ganzoo.metrics import evaluation
-
         if (epoch + 1) % self.every or logs is None:
             return
         fake = evaluation.generated_features(
@@ -188,13 +174,9 @@ class TranslationEvaluation(keras.callbacks.Callback):
         self.every, self.cache = every, cache
 
     def on_train_begin(self, logs=None):
-        from ganzoo.metrics.translation import domain_classifiers
-
         domain_classifiers(self.model.data_shape[0], self.cache)  # train them now, not mid-run
 
     def on_epoch_end(self, epoch, logs=None):
-        from ganzoo.metrics.translation import evaluate_translation
-
         if (epoch + 1) % self.every or logs is None:
             return
         logs.update(evaluate_translation(self.model, cache=self.cache)["metrics"])

@@ -309,6 +309,13 @@ def digits_style_arrays(split="train", image_size=32):
     return (np.repeat(a[0], 3, axis=-1), a[1]), (digits_style(b[0]).numpy(), b[1])
 
 
+def digits_style_test(image_size=32):
+    """digits_style's held-out test split as `(a, b, labels)`, images in
+    [-1, 1]: b is the known style of a, digit for digit."""
+    (a, labels), (b, _) = digits_style_arrays("test", image_size)
+    return a * 2 - 1, b * 2 - 1, labels
+
+
 def load_unpaired(
     a,
     b=None,

@@ -5,71 +5,24 @@ Each is a TF Serving version folder (`saved_models/<name>/1/`) written by
 the offline dataset, plus `saved_models/<name>/metadata.json`: the dataset,
 steps, wall time, metrics, the command that reproduces it and the ganzoo
 version. `ganzoo.load(name, pretrained=True)` builds the entry with the
-export's shapes and puts the exported networks' weights back.
+export's shapes and puts the exported networks' weights back; finding and
+opening them is `ganzoo.loading`'s job, publishing a run is this module's.
 """
 
 import json
-import os
 from pathlib import Path
 
-from ganzoo.export import versions
+from ganzoo import loading, registry, runs
+from ganzoo.export import next_version_path
+from ganzoo.loading import (  # noqa: F401  (the public names of this module)
+    pretrained_metadata as metadata,
+    pretrained_overrides as shape_overrides,
+    pretrained_path,
+    pretrained_root,
+    restore_pretrained as restore,
+)
 
-# A source checkout (and an editable install) keeps them at the top of the
-# repository; GANZOO_PRETRAINED points elsewhere.
-_DEFAULT_DIR = Path(__file__).resolve().parent.parent / "saved_models"
-
-
-def pretrained_root():
-    return Path(os.environ.get("GANZOO_PRETRAINED", _DEFAULT_DIR))
-
-
-def pretrained_path(name):
-    """The newest version folder of `name`'s pretrained export."""
-    root = pretrained_root()
-    found = versions(root / name)
-    if not found:
-        shipped = sorted(p.name for p in root.iterdir() if versions(p)) if root.is_dir() else []
-        raise FileNotFoundError(
-            f"No pretrained {name!r} in {root}. Shipped: {', '.join(shipped) or 'none'}. Train one with "
-            f"`ganzoo train {name}` and export it with `ganzoo export runs/{name} --out {root}`, or set "
-            "GANZOO_PRETRAINED to a folder of exports."
-        )
-    return root / name / str(found[-1])
-
-
-def metadata(name):
-    """`saved_models/<name>/metadata.json` as a dict ({} if absent)."""
-    path = pretrained_root() / name / "metadata.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def shape_overrides(name):
-    """The options the export was trained with: the run's `--set` overrides
-    (metadata.json) and its shapes (`assets/ganzoo.json`)."""
-    info = json.loads((pretrained_path(name) / "assets" / "ganzoo.json").read_text())
-    overrides = {**metadata(name).get("overrides", {}), "data_shape": tuple(info["data_shape"])}
-    if info.get("latent_dim") is not None:
-        overrides["latent_dim"] = info["latent_dim"]
-    if info.get("num_classes") is not None:
-        overrides["num_classes"] = info["num_classes"]
-    return overrides
-
-
-def restore(model, name):
-    """Put the weights of `name`'s pretrained export into `model`."""
-    import tensorflow as tf
-
-    path = pretrained_path(name)
-    loaded = tf.saved_model.load(os.fspath(path))
-    weights = []
-    for index in range(len(model.exported_networks())):
-        collection = getattr(loaded, f"weights_{index}", None)
-        if collection is None:
-            raise ValueError(f"{path} was exported without weight collections (an older ganzoo); "
-                             "export it again with this version.")
-        weights.append([variable.numpy() for variable in collection])
-    model.restore_exported(weights)
-    return model
+_DEFAULT_DIR = loading.DEFAULT_PRETRAINED_DIR
 
 
 def publish(run_dir, root=None, evaluation=None, note=None):
@@ -83,27 +36,25 @@ def publish(run_dir, root=None, evaluation=None, note=None):
             (default: the run's only `evaluation/*.json`, if one).
         note: free text kept in the metadata.
     """
-    import keras
+    from ganzoo import __version__
 
-    import ganzoo
-    from ganzoo.export import next_version_path
-
-    run_dir = Path(run_dir)
-    run = json.loads((run_dir / "run.json").read_text())
+    folder = runs.RunFolder(run_dir)
+    run = folder.record()
     if run["status"] != "finished":
         raise ValueError(f"{run_dir} is not a finished run (status {run['status']!r}).")
-    model = keras.models.load_model(run_dir / "model.keras")
+    model = loading.open_model(run_dir)
     settings = run["settings"]
     name = settings["model"]
     target = model.export(next_version_path(root or pretrained_root(), name))
     if evaluation is None:
-        found = sorted((run_dir / "evaluation").glob("*.json"))
+        found = sorted(folder.evaluation.glob("*.json"))
         evaluation = found[0] if len(found) == 1 else None
     scores = json.loads(Path(evaluation).read_text()) if evaluation else {}
+    defaults = {**registry.train_settings(name), "seed": 0}
     command = f"ganzoo train {name}" + "".join(
         f" --{key.replace('_', '-')} {settings[key]}"
         for key in ("dataset", "batch_size", "image_size", "seed")
-        if settings.get(key) is not None and settings[key] != _train_default(name, key)
+        if settings.get(key) is not None and settings[key] != defaults.get(key)
     ) + "".join(f" --set {key}={json.dumps(value)}" for key, value in _flatten(settings.get("overrides", {})))
     record = {
         "model": name,
@@ -119,7 +70,7 @@ def publish(run_dir, root=None, evaluation=None, note=None):
         "command": command,
         "evaluate_command": f"ganzoo evaluate runs/{name}",
         "trained_with_ganzoo": run.get("ganzoo_version"),
-        "published_with_ganzoo": ganzoo.__version__,
+        "published_with_ganzoo": __version__,
         "size_mb": round(sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) / 2**20, 2),
     }
     if note:
@@ -134,11 +85,3 @@ def _flatten(options, prefix=""):
             yield from _flatten(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
-
-
-def _train_default(name, key):
-    from ganzoo import registry
-
-    defaults = registry.model_config(name).get("train", {})
-    return {"dataset": defaults.get("dataset", "digits"), "batch_size": defaults.get("batch_size", 64),
-            "image_size": defaults.get("image_size"), "seed": 0}.get(key)

@@ -1,112 +1,142 @@
-"""The model registry: `register_model`, `list_models`, `load`.
+"""The model registry: entries as data.
 
-Each entry is a `GAN` subclass plus a YAML file of defaults in `zoo_configs/`:
+An entry is a YAML file of defaults plus the class that implements it:
 
-    paper:   the reference
-    model:   constructor arguments (data_shape, latent_dim, network, ...)
-    compile: loss, g_optimizer, d_optimizer
-    train:   defaults of `ganzoo train` (dataset, epochs, batch_size, ...)
+    class:       module:ClassName of the implementation (inherited through extends)
+    extends:     another entry whose YAML this one deep-merges onto
+    paper, description
+    model:       constructor arguments (data_shape, latent_dim, network, ...)
+    compile:     loss, g_optimizer, d_optimizer, jit_compile, ...
+    train:       defaults of `ganzoo train` / `ganzoo.train` (dataset, epochs, batch_size, ...)
+    tiny:        small overrides the registry-wide tests train with
 
-`load(name, **overrides)` merges overrides into `model` and `compile`; the keys
-of those two sections are exactly the keys an entry accepts.
+Entries come from three places: the YAML files of `zoo_configs/` (the zoo's
+own), `@register_model` in the caller's code, and packages that declare an
+entry point in the group `ganzoo.models` (name = registry name, value = the
+module that registers it, with `<name>.yaml` beside it). Listing and reading
+entries imports neither TensorFlow nor the model classes: `ganzoo list` stays
+fast, and a class is imported when a model is built.
 """
 
 import copy
 import difflib
 import fnmatch
+import importlib
+import importlib.util
+import inspect
+import sys
+from importlib import metadata
 from pathlib import Path
 
-import keras
 import yaml
 
-_MODELS = {}
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # Wheels carry the YAML files inside the package; a source checkout (and an
 # editable install) keeps them at the top of the repository.
 CONFIG_DIRS = (_PACKAGE_DIR / "zoo_configs", _PACKAGE_DIR.parent / "zoo_configs")
-_CONFIG_SECTIONS = ("model", "compile")
+PLUGIN_GROUP = "ganzoo.models"
+SECTIONS = ("model", "compile", "train", "tiny")
+TOP_LEVEL_KEYS = ("class", "extends", "paper", "description", *SECTIONS)
+# `ganzoo train`'s settings every entry has; a class adds its own in `train_options`.
+TRAIN_KEYS = {
+    "dataset": "digits",
+    "batch_size": 64,
+    "epochs": 10,
+    "image_size": None,
+    "eval_every": 0,
+}
+# `keras.Model.compile` options that a GAN passes through.
+KERAS_COMPILE_KEYS = ("jit_compile", "run_eagerly", "steps_per_execution")
+
+_REGISTERED = {}  # name -> (class, config dict or path), from register_model
+_YAML_CACHE = {}
 
 
 def register_model(name, config=None):
-    """Class decorator: register a `GAN` subclass as `name`.
+    """Class decorator: register a `ganzoo.GAN` subclass as `name`.
 
     Args:
         name: the registry name used by `load` and `ganzoo train`.
-        config: a dict or the path of a YAML file with the defaults; by default
-            `zoo_configs/<name>.yaml`.
+        config: a dict or the path of a YAML file with the defaults; a
+            relative path is taken from the folder of the module that defines
+            the class. By default `<name>.yaml` beside that module (or in its
+            `zoo_configs/` folder).
     """
 
     def decorator(cls):
-        _MODELS[name] = (cls, config)
+        import keras
+
+        _REGISTERED[name] = (cls, config)
         # `.keras` files name the class; registering it lets load_model find it.
         return keras.saving.register_keras_serializable(package="ganzoo")(cls)
 
     return decorator
 
 
+def unregister_model(name):
+    """Remove an entry added with `register_model` (tests, notebooks)."""
+    _REGISTERED.pop(name, None)
+
+
 def list_models(pattern="*"):
     """Sorted registry names matching a shell-style `pattern`."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
-
-
-def model_class(name):
-    _check_name(name)
-    return _MODELS[name][0]
+    return sorted(n for n in _all_names() if fnmatch.fnmatch(n, pattern))
 
 
 def model_config(name):
-    """The entry's defaults as a dict (a fresh copy; safe to modify)."""
-    _check_name(name)
-    config = _MODELS[name][1]
-    if isinstance(config, dict):
-        return copy.deepcopy(config)
-    return copy.deepcopy(_read_yaml(Path(config) if config else _find_yaml(name)))
+    """The entry's defaults as a dict, `extends` resolved (a fresh copy)."""
+    return copy.deepcopy(_resolved(name, ()))
 
 
-def load(name, pretrained=False, **overrides):
-    """A built and compiled model from the entry's YAML defaults and `overrides`.
-
-    Overrides deep-merge into the defaults, so
-    `load("dcgan", g_optimizer={"learning_rate": 1e-4})` keeps Adam's betas.
-    Changing `network` drops the YAML's `network_args` unless new ones are given.
-    Create the model inside `strategy.scope()` to train it distributed.
-
-    `pretrained=True` takes the shapes and the generator weights of the
-    shipped export in `saved_models/<name>/` (`ganzoo.pretrained`), for
-    sampling or fine-tuning; the discriminator starts fresh.
-    """
-    if pretrained:
-        from ganzoo import pretrained as pretrained_lib
-
-        shipped = pretrained_lib.shape_overrides(name)
-        clash = [k for k, v in overrides.items() if k in shipped and _as_tuple(v) != _as_tuple(shipped[k])]
-        if clash:
-            raise ValueError(f"The pretrained {name!r} was trained with {', '.join(f'{k}={shipped[k]}' for k in clash)}; "
-                             f"pretrained=True cannot change {', '.join(sorted(clash))}.")
-        model = load(name, **{**overrides, **shipped})
-        return pretrained_lib.restore(model, name)
-    config = resolve_config(name, **overrides)
-    model = model_class(name)(name=name, **config["model"])
-    compile_args = dict(config["compile"])
-    model.compile(
-        g_optimizer=make_optimizer(compile_args.pop("g_optimizer")),
-        d_optimizer=make_optimizer(compile_args.pop("d_optimizer")),
-        **compile_args,
-    )
-    return model
+def model_class(name):
+    """The class that implements `name` (imported now if it was not)."""
+    config = _resolved(name, ())
+    if name in _plugins() and name not in _REGISTERED:
+        loaded = _plugins()[name].load()  # importing the module registers its class
+        if name not in _REGISTERED and isinstance(loaded, type):
+            register_model(name, config=_raw_path(name))(loaded)
+    if name in _REGISTERED:
+        return _REGISTERED[name][0]
+    spec = config.get("class")
+    if not spec:
+        raise ValueError(f"Entry {name!r} names no class: add 'class: module:ClassName' to its YAML, "
+                         "'extends: <entry>', or register one with ganzoo.register_model.")
+    module_name, _, attribute = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"Entry {name!r}: cannot import its class {spec!r} ({error}).") from None
 
 
-def _as_tuple(value):
-    """data_shape as a tuple, whether it came as a list or a tuple."""
-    return tuple(value) if isinstance(value, (list, tuple)) else value
+def import_all():
+    """Import every entry's class, so `keras.models.load_model` finds them in `.keras` files."""
+    for name in list_models():
+        model_class(name)
+
+
+def train_settings(name):
+    """The entry's `train:` section with the defaults of `TRAIN_KEYS` filled in."""
+    return {**TRAIN_KEYS, **model_config(name).get("train", {})}
+
+
+def tiny_overrides(name):
+    """The entry's `tiny:` section: the overrides of the registry-wide tests."""
+    return model_config(name).get("tiny", {})
 
 
 def resolve_config(name, **overrides):
-    """The entry's config with `overrides` merged and validated."""
+    """The entry's config with `overrides` merged and every section validated.
+
+    An override goes to `model` if the class's constructor takes it, else to
+    `compile`; a key neither takes is an error naming the keys that are.
+    """
     config = model_config(name)
-    for section in _CONFIG_SECTIONS:
+    cls = model_class(name)
+    for section in ("model", "compile"):
         config.setdefault(section, {})
-    allowed = {key: section for section in _CONFIG_SECTIONS for key in config[section]}
+    validate(name, config, cls)
+    model_keys, compile_keys = constructor_options(cls), compile_options(cls)
+    allowed = {**{key: "compile" for key in compile_keys}, **{key: "model" for key in model_keys}}
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
         raise TypeError(
@@ -119,7 +149,7 @@ def resolve_config(name, **overrides):
     for key, value in overrides.items():
         section = config[allowed[key]]
         if isinstance(value, dict) and isinstance(section.get(key), dict):
-            section[key] = _deep_merge(section[key], value)
+            section[key] = deep_merge(section[key], value)
         else:
             section[key] = value
     if "data_shape" in model_args:
@@ -127,10 +157,58 @@ def resolve_config(name, **overrides):
     return config
 
 
+def build(name, **overrides):
+    """A built and compiled model from the entry's defaults and `overrides`."""
+    config = resolve_config(name, **overrides)
+    model = model_class(name)(name=name, **config["model"])
+    compile_args = dict(config["compile"])
+    model.compile(
+        g_optimizer=make_optimizer(compile_args.pop("g_optimizer", "adam")),
+        d_optimizer=make_optimizer(compile_args.pop("d_optimizer", "adam")),
+        **compile_args,
+    )
+    return model
+
+
+def validate(name, config, cls):
+    """Every section's keys against what the entry accepts."""
+    where = _source(name)
+    _check_keys(where, "the top level", config, TOP_LEVEL_KEYS)
+    for section in SECTIONS:
+        if not isinstance(config.get(section, {}), dict):
+            raise ValueError(f"{where}: '{section}' must be a mapping, got {config[section]!r}.")
+    _check_keys(where, "model", config.get("model", {}), constructor_options(cls))
+    _check_keys(where, "compile", config.get("compile", {}), compile_options(cls))
+    _check_keys(where, "train", config.get("train", {}), (*TRAIN_KEYS, *getattr(cls, "train_options", ())))
+    _check_keys(where, "tiny", config.get("tiny", {}), (*constructor_options(cls), *compile_options(cls)))
+
+
+def constructor_options(cls):
+    """The constructor arguments of `cls` and of its ganzoo bases it passes `**kwargs` to."""
+    names = []
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] == "keras" or "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names += [p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return tuple(dict.fromkeys(n for n in names if n not in ("name", "trainable", "dtype")))
+
+
+def compile_options(cls):
+    parameters = inspect.signature(cls.compile).parameters
+    return tuple(dict.fromkeys([*(p for p in parameters if p not in ("self", "kwargs")), *KERAS_COMPILE_KEYS]))
+
+
 def make_optimizer(spec):
     """An optimizer from `{"type": "adam", "learning_rate": ..., ...}`, a name or an instance."""
-    if isinstance(spec, keras.optimizers.Optimizer) or isinstance(spec, str):
+    import keras
+
+    if isinstance(spec, (keras.optimizers.Optimizer, str)):
         return keras.optimizers.get(spec)
+    if not isinstance(spec, dict):
+        raise ValueError(f"Optimizer settings must be a name such as 'adam' or a mapping with a 'type'; got {spec!r}.")
     spec = dict(spec)
     kind = spec.pop("type", None)
     if kind is None:
@@ -141,40 +219,138 @@ def make_optimizer(spec):
         raise ValueError(f"Cannot make optimizer {kind!r} with {spec}: {error}") from None
 
 
-def _deep_merge(base, update):
+def deep_merge(base, update):
+    """`base` with `update` merged in, nested mappings merged key by key."""
     merged = dict(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
 
 
-def _check_name(name):
-    if name in _MODELS:
-        return
-    close = difflib.get_close_matches(str(name), list(_MODELS), n=1)
+# ------------------------------------------------------------ sources
+def _builtin_files():
+    """`{name: path}` of the zoo's own YAML files (the first folder wins)."""
+    found = {}
+    for directory in CONFIG_DIRS:
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.yaml")):
+                found.setdefault(path.stem, path)
+    return found
+
+
+_PLUGINS = None
+
+
+def _plugins():
+    """`{name: entry point}` of installed packages' `ganzoo.models` group."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        _PLUGINS = {ep.name: ep for ep in metadata.entry_points(group=PLUGIN_GROUP)}
+    return _PLUGINS
+
+
+def _all_names():
+    return {*_builtin_files(), *_plugins(), *_REGISTERED}
+
+
+def _raw(name):
+    """The entry's own config (before `extends`), from wherever it is defined."""
+    if name in _REGISTERED:
+        cls, config = _REGISTERED[name]
+        if isinstance(config, dict):
+            return config
+        return _read_yaml(_config_path(name, config, _module_dir(cls)))
+    builtin = _builtin_files()
+    if name in builtin:
+        return _read_yaml(builtin[name])
+    if name in _plugins():
+        path = _raw_path(name)
+        if path is not None:
+            return _read_yaml(path)
+        _plugins()[name].load()  # no YAML beside the module: it must register a config itself
+        if name in _REGISTERED:
+            return _raw(name)
+        raise ValueError(
+            f"The plugin entry {name!r} ({_plugins()[name].value}) has no {name}.yaml beside its module "
+            "and registers no model of that name with ganzoo.register_model."
+        )
+    close = difflib.get_close_matches(str(name), sorted(_all_names()), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"Unknown model {name!r}.{hint} Available: {', '.join(list_models())}.")
 
 
-def _find_yaml(name):
-    for directory in CONFIG_DIRS:
-        path = directory / f"{name}.yaml"
-        if path.exists():
-            return path
-    raise FileNotFoundError(
-        f"No config for {name!r}: looked for {name}.yaml in "
-        f"{' and '.join(str(d) for d in CONFIG_DIRS)}. Pass config= to register_model."
-    )
+def _resolved(name, chain):
+    if name in chain:
+        raise ValueError(f"Entries extend each other in a loop: {' -> '.join((*chain, name))}.")
+    raw = _raw(name)
+    parent = raw.get("extends")
+    if not parent:
+        return raw
+    base = _resolved(parent, (*chain, name))
+    own = {key: value for key, value in raw.items() if key != "extends"}
+    model = own.get("model", {})
+    if "network" in model and model["network"] != base.get("model", {}).get("network") and "network_args" not in model:
+        base = {**base, "model": {k: v for k, v in base.get("model", {}).items() if k != "network_args"}}
+    return deep_merge(base, own)
 
 
-_YAML_CACHE = {}
+def _source(name):
+    if name in _REGISTERED:
+        cls, config = _REGISTERED[name]
+        return "its register_model config" if isinstance(config, dict) else str(_config_path(name, config, _module_dir(cls)))
+    builtin = _builtin_files()
+    if name in builtin:
+        return str(builtin[name])
+    return f"the config of {name!r}"
+
+
+def _raw_path(name):
+    """The YAML beside a plugin's module (found without importing it), or None."""
+    return _beside(name, _spec_dir(_plugins()[name].module))
+
+
+def _module_dir(cls):
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    return Path(path).resolve().parent if path else Path.cwd()
+
+
+def _spec_dir(module_name):
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin:
+        raise ValueError(f"The ganzoo plugin module {module_name!r} cannot be found.")
+    return Path(spec.origin).resolve().parent
+
+
+def _beside(name, directory):
+    for candidate in (directory / f"{name}.yaml", directory / "zoo_configs" / f"{name}.yaml"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _config_path(name, config, module_dir):
+    if config is not None:
+        path = Path(config)
+        return path if path.is_absolute() else module_dir / path
+    found = _beside(name, module_dir) or _builtin_files().get(name)
+    if found is None:
+        raise FileNotFoundError(
+            f"No config for {name!r}: looked for {name}.yaml in {module_dir} and its zoo_configs/ folder. "
+            "Pass config= to register_model."
+        )
+    return found
 
 
 def _read_yaml(path):
-    key = (path, path.stat().st_mtime_ns)
+    path = Path(path)
+    try:
+        key = (path, path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"The entry config {path} does not exist.") from None
     if key not in _YAML_CACHE:
         try:
             config = yaml.safe_load(path.read_text())
@@ -187,3 +363,14 @@ def _read_yaml(path):
             raise ValueError(f"{path}: expected a mapping with 'model' and 'compile' sections.")
         _YAML_CACHE[key] = config
     return _YAML_CACHE[key]
+
+
+def _check_keys(where, section, given, valid):
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(valid), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in "
+            f"{section}{hint}. Valid keys there: {', '.join(sorted(valid))}."
+        )

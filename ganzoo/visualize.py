@@ -5,6 +5,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ganzoo.arrays import latent_noise
+
 
 def image_grid(images, columns=None, min_cell=64, padding=2):
     """Tile `[n, H, W, C]` images in [-1, 1] into one PIL image.
@@ -57,8 +59,6 @@ def class_rows(generate, latent_dim, classes, per_class=8, seed=0):
     """`per_class` samples of each class in `classes`, row by row, for a
     `generate(z, labels)` function. Each column shares its noise across the
     rows, so a column shows one "style" drawn as every class."""
-    from ganzoo.models.base import latent_noise
-
     classes = np.asarray(classes, "int32")
     z = np.tile(latent_noise(per_class, latent_dim, seed), (len(classes), 1))
     return generate(z, np.repeat(classes, per_class))

@@ -11,7 +11,8 @@ Computed from features or samples, so they need no network weights:
     conditional_accuracy(class_probabilities, labels)       # cgan: asked class recognised
 
 Feature extractors (`get_extractor`: `digits`, `inception`, `raw`, a Keras
-model) and streaming evaluation of a generator (`evaluate`) build on them.
+model) and streaming evaluation of a generator (`evaluate`) build on them;
+a new metric is one function decorated with `register_metric`.
 """
 
 from ganzoo.metrics.distances import (
@@ -24,7 +25,8 @@ from ganzoo.metrics.distances import (
     kernel_distance,
     precision_recall,
 )
-from ganzoo.metrics.evaluation import METRICS, Sampler, as_sampler, evaluate, load_sampler
+from ganzoo.loading import as_sampler, open_sampler as load_sampler
+from ganzoo.metrics.evaluation import METRICS, evaluate, register_metric
 from ganzoo.metrics.features import (
     FeatureExtractor,
     classifier_accuracy,
@@ -34,11 +36,16 @@ from ganzoo.metrics.features import (
 )
 from ganzoo.metrics.mixtures import mode_coverage
 from ganzoo.metrics import translation  # noqa: E402  (cyclegan: label preservation, style and cycle error)
+from ganzoo.metrics.translation import evaluate_translation
+from ganzoo.samplers import Sampler, Translator
 
 __all__ = [
     "METRICS",
     "FeatureExtractor",
     "Sampler",
+    "Translator",
+    "evaluate_translation",
+    "register_metric",
     "as_sampler",
     "classifier_accuracy",
     "conditional_accuracy",

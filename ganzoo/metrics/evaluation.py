@@ -6,33 +6,26 @@ batch, then every requested metric, with the protocol recorded beside them.
 """
 
 import datetime
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
 
+from ganzoo import data
+from ganzoo.loading import as_sampler
 from ganzoo.metrics import distances
 from ganzoo.metrics.features import get_extractor
 from ganzoo.metrics.mixtures import mode_coverage
 from ganzoo.metrics.swd import multiscale_swd
+from ganzoo.metrics.translation import evaluate_translation
+from ganzoo.samplers import Translator, default_features  # noqa: F401  (default_features: re-exported)
 
-# Each metric name and the keys it adds to the results.
-METRICS = {
-    "fid": ("fid",),
-    "kid": ("kid", "kid_std"),
-    "is": ("is", "is_std"),
-    "precision_recall": ("precision", "recall"),
-    "density_coverage": ("density", "coverage"),
-    "mode_coverage": ("modes", "total_modes", "high_quality", "kl"),
-    "conditional_accuracy": ("conditional_accuracy",),
-    "swd": ("swd",),  # and swd_<resolution> per pyramid level
-}
-SAMPLE_METRICS = ("mode_coverage", "swd")  # computed from the samples, not from features
+# Each metric name and the keys it adds to the results (`register_metric` fills it).
+METRICS = {}
+SAMPLE_METRICS = []  # computed from the samples, not from features
+_COMPUTE = {}
 IMAGE_METRICS = ("fid", "kid", "is", "precision_recall", "density_coverage", "swd")
 MIXTURE_METRICS = ("mode_coverage", "fid", "kid", "precision_recall", "density_coverage")
-RUN_MODEL_FILE = "model.keras"  # what `ganzoo train` writes in a run folder
 MODE_COVERAGE_SAMPLES = 2500  # the protocol of VEEGAN / GDPP, Table 1
 
 
@@ -47,9 +40,7 @@ class Features:
 
 
 def default_metrics(dataset, conditional=False, extractor=None):
-    from ganzoo.data import MIXTURES
-
-    if dataset in MIXTURES:
+    if dataset in data.MIXTURES:
         return MIXTURE_METRICS
     if conditional and extractor is not None and _classifies(extractor):
         return IMAGE_METRICS + ("conditional_accuracy",)
@@ -62,15 +53,7 @@ def _classifies(extractor):
     return extractor.has_probabilities and extractor.name != "inception"
 
 
-def default_features(dataset, data_shape):
-    if len(data_shape) == 1:
-        return "raw"
-    return "digits" if dataset == "digits" else "inception"
-
-
 def check_metrics(names, extractor, dataset, num_classes=None):
-    from ganzoo.data import MIXTURES
-
     names = list(names)
     unknown = [m for m in names if m not in METRICS]
     if unknown:
@@ -88,10 +71,10 @@ def check_metrics(names, extractor, dataset, num_classes=None):
                 f"conditional_accuracy needs a classifier of the dataset's classes as features: 'digits' on "
                 f"digits, or a Keras model with outputs (features, class probabilities); not {extractor.name!r}."
             )
-    if "swd" in names and dataset in MIXTURES:
+    if "swd" in names and dataset in data.MIXTURES:
         raise ValueError("swd compares image patches; the 2D mixtures have none. Use mode_coverage.")
-    if "mode_coverage" in names and dataset not in MIXTURES:
-        raise ValueError(f"mode_coverage is defined for the mixtures {sorted(MIXTURES)}, not {dataset!r}.")
+    if "mode_coverage" in names and dataset not in data.MIXTURES:
+        raise ValueError(f"mode_coverage is defined for the mixtures {sorted(data.MIXTURES)}, not {dataset!r}.")
     return names
 
 
@@ -130,8 +113,6 @@ def extract(extractor, batches, total, label, progress=True, keep_samples=False)
 
 def real_batches(dataset, data_shape, n, split="test", batch_size=250, seed=0):
     """Batches of real samples shaped like the generator's, unshuffled."""
-    from ganzoo import data
-
     if len(data_shape) == 1:
         if dataset not in data.MIXTURES:
             raise ValueError(f"A generator of vectors {list(data_shape)} can only be evaluated on {sorted(data.MIXTURES)}.")
@@ -165,36 +146,83 @@ def generated_features(extractor, sampler, n, names, batch_size=250, seed=0, pro
     return extract(extractor, batches, n, "generated", progress, keep_samples=keep)
 
 
-def compute_metrics(names, real, fake, mixture=None, seed=0, kid_subsets=100, kid_subset_size=1000):
+def register_metric(name, keys=None, samples=False):
+    """Decorator: `compute(real, fake, context) -> {key: float}` as metric `name`.
+
+    `real` and `fake` are `Features`; `context` has `mixture` (the dataset
+    name) and `seed`. `keys` are what it adds to the results (default
+    `(name,)`); `samples=True` keeps the samples themselves in `Features`.
+    """
+
+    def decorator(compute):
+        METRICS[name] = tuple(keys or (name,))
+        _COMPUTE[name] = compute
+        if samples and name not in SAMPLE_METRICS:
+            SAMPLE_METRICS.append(name)
+        return compute
+
+    return decorator
+
+
+def compute_metrics(names, real, fake, mixture=None, seed=0):
     """The metrics `names` from two `Features`, as a flat dict of floats."""
     results = {}
-    # Precision/recall and density/coverage assume equally many samples of
-    # each kind (their k-NN radii depend on the sample size).
-    m = min(len(real.features), len(fake.features))
+    context = {"mixture": mixture, "seed": seed}
     for name in names:
-        if name == "fid":
-            results["fid"] = distances.frechet_distance(real.features, fake.features)
-        elif name == "kid":
-            results["kid"], results["kid_std"] = distances.kernel_distance(
-                real.features, fake.features, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed
-            )
-        elif name == "is":
-            results["is"], results["is_std"] = distances.inception_score(fake.probabilities)
-        elif name == "precision_recall":
-            results["precision"], results["recall"] = distances.precision_recall(
-                real.features[:m], fake.features[:m], k=3
-            )
-        elif name == "density_coverage":
-            results["density"], results["coverage"] = distances.density_coverage(
-                real.features[:m], fake.features[:m], k=5
-            )
-        elif name == "mode_coverage":
-            results.update(mode_coverage(fake.samples[:MODE_COVERAGE_SAMPLES], mixture))
-        elif name == "swd":
-            results.update(multiscale_swd(real.samples, fake.samples, seed=seed))
-        elif name == "conditional_accuracy":
-            results["conditional_accuracy"] = distances.conditional_accuracy(fake.probabilities, fake.labels)
+        results.update(_COMPUTE[name](real, fake, context))
     return results
+
+
+def _paired(real, fake):
+    """Equally many of each kind: precision/recall and density/coverage
+    assume it (their k-NN radii depend on the sample size)."""
+    m = min(len(real.features), len(fake.features))
+    return real.features[:m], fake.features[:m]
+
+
+@register_metric("fid")
+def _fid(real, fake, context):
+    return {"fid": distances.frechet_distance(real.features, fake.features)}
+
+
+@register_metric("kid", keys=("kid", "kid_std"))
+def _kid(real, fake, context):
+    mean, std = distances.kernel_distance(real.features, fake.features, num_subsets=100, subset_size=1000,
+                                          seed=context["seed"])
+    return {"kid": mean, "kid_std": std}
+
+
+@register_metric("is", keys=("is", "is_std"))
+def _inception_score(real, fake, context):
+    mean, std = distances.inception_score(fake.probabilities)
+    return {"is": mean, "is_std": std}
+
+
+@register_metric("precision_recall", keys=("precision", "recall"))
+def _precision_recall(real, fake, context):
+    precision, recall = distances.precision_recall(*_paired(real, fake), k=3)
+    return {"precision": precision, "recall": recall}
+
+
+@register_metric("density_coverage", keys=("density", "coverage"))
+def _density_coverage(real, fake, context):
+    density, coverage = distances.density_coverage(*_paired(real, fake), k=5)
+    return {"density": density, "coverage": coverage}
+
+
+@register_metric("mode_coverage", keys=("modes", "total_modes", "high_quality", "kl"), samples=True)
+def _mode_coverage(real, fake, context):
+    return mode_coverage(fake.samples[:MODE_COVERAGE_SAMPLES], context["mixture"])
+
+
+@register_metric("swd", samples=True)  # and swd_<resolution> per pyramid level
+def _swd(real, fake, context):
+    return multiscale_swd(real.samples, fake.samples, seed=context["seed"])
+
+
+@register_metric("conditional_accuracy")
+def _conditional_accuracy(real, fake, context):
+    return {"conditional_accuracy": distances.conditional_accuracy(fake.probabilities, fake.labels)}
 
 
 def evaluate(
@@ -211,8 +239,12 @@ def evaluate(
 ):
     """Score a generator against real data.
 
+    A translation model (cyclegan) is scored by `evaluate_translation` on
+    `digits_style`.
+
     Args:
-        generator: a `ganzoo.GAN`, or a `Sampler` (see `ganzoo.metrics.load_sampler`).
+        generator: a ganzoo model, a run folder, a SavedModel folder, or a
+            `Sampler` / `Translator` (`ganzoo.samplers`).
         dataset: the real data: `digits`, `ring`, `grid`, a folder or a TFDS name.
         metrics: names from `METRICS`; default: all that apply.
         n: generated samples (default 10,000 for images, 2,500 for mixtures);
@@ -228,12 +260,17 @@ def evaluate(
         needed to reproduce them (sample counts, split, extractor and its
         weights' hash, image size, seed).
     """
-    from ganzoo import __version__
-    from ganzoo.data import MIXTURES
-
+    from ganzoo import __version__  # the package, whose __init__ imports nothing
     sampler = as_sampler(generator)
+    if isinstance(sampler, Translator):
+        if dataset not in data.UNPAIRED_DATASETS:
+            raise ValueError(
+                f"Translation metrics need labelled domains with a known style transform: dataset "
+                f"{' or '.join(data.UNPAIRED_DATASETS)}, not {dataset!r}."
+            )
+        return evaluate_translation(sampler, n=n)
     data_shape = tuple(sampler.data_shape)
-    n = int(n or (MODE_COVERAGE_SAMPLES if dataset in MIXTURES else 10_000))
+    n = int(n or (MODE_COVERAGE_SAMPLES if dataset in data.MIXTURES else 10_000))
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}.")
     extractor = get_extractor(features or default_features(dataset, data_shape), weights=weights)
@@ -241,14 +278,14 @@ def evaluate(
         metrics or default_metrics(dataset, bool(sampler.num_classes), extractor), extractor, dataset, sampler.num_classes
     )
     real = extract(extractor, real_batches(dataset, data_shape, n, split, batch_size, seed), n, "real", progress,
-                   keep_samples="swd" in names)
+                   keep_samples=any(name in SAMPLE_METRICS for name in names))
     fake = generated_features(extractor, sampler, n, names, batch_size, seed, progress)
     results = compute_metrics(names, real, fake, mixture=dataset, seed=seed)
     kid_subset_size = min(1000, len(real.features), len(fake.features))  # what kernel_distance used
     protocol = {
         "generator": sampler.source,
         "dataset": dataset,
-        "split": None if dataset in MIXTURES else split,
+        "split": None if dataset in data.MIXTURES else split,
         "n_real": len(real.features),
         "n_generated": len(fake.features),
         "features": extractor.name,
@@ -268,93 +305,3 @@ def evaluate(
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     return {"metrics": results, "protocol": protocol}
-
-
-@dataclass
-class Sampler:
-    """A generator as the metrics see it: `generate(z) -> samples`, or
-    `generate(z, labels)` when `num_classes` is set (conditional)."""
-
-    generate: callable
-    latent_dim: int
-    data_shape: tuple
-    source: str = "in-memory model"
-    num_classes: int = None
-
-
-def as_sampler(generator):
-    """A `Sampler` from a `ganzoo.GAN`, a run folder or a SavedModel folder."""
-    import tensorflow as tf
-
-    if isinstance(generator, Sampler):
-        return generator
-    if isinstance(generator, (str, os.PathLike)):
-        return load_sampler(generator)
-    if getattr(generator, "network_kind", None) == "translation":
-        from ganzoo.metrics.translation import as_translator
-
-        return as_translator(generator)
-    if hasattr(generator, "generator") and hasattr(generator, "latent_dim"):
-        model = generator
-        # One compiled graph for every batch, instead of eager layer calls.
-        compiled = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
-
-        def generate(z, labels=None):
-            return compiled(model.generator_inputs(z, labels)).numpy()
-
-        return Sampler(generate, model.latent_dim, tuple(model.data_shape), model.name, model.num_classes)
-    raise TypeError(f"Expected a ganzoo GAN, a run folder or a SavedModel folder, got {type(generator).__name__}.")
-
-
-def load_sampler(path):
-    """A `Sampler` from a run folder (its `model.keras`) or a SavedModel; for
-    translation models (cyclegan) a `ganzoo.metrics.translation.Translator`."""
-    import tensorflow as tf
-
-    path = Path(path)
-    if (path / RUN_MODEL_FILE).exists():
-        import ganzoo  # noqa: F401  (registers the model classes for load_model)
-
-        sampler = as_sampler(keras.models.load_model(path / RUN_MODEL_FILE))
-        sampler.source = os.fspath(path)
-        return sampler
-    if (path / "saved_model.pb").exists():
-        from ganzoo.export import load_serving
-
-        loaded, info = load_serving(path)
-        if "a2b" in loaded.signatures:
-            return _saved_translator(loaded, path)
-        serve = loaded.signatures["serving_default"]
-        if "latent_dim" not in info:
-            raise ValueError(f"{path}: its serving_default signature takes no latent vector 'z'.")
-        shape = info.get("data_shape") or serve.structured_outputs["images"].shape[1:]
-        if "labels" not in serve.structured_input_signature[1]:
-            return Sampler(
-                lambda z: serve(z=tf.constant(z))["images"].numpy(), info["latent_dim"], tuple(shape), os.fspath(path)
-            )
-        if not info.get("num_classes"):
-            raise ValueError(f"{path}: a conditional SavedModel without num_classes in assets/ganzoo.json.")
-
-        def generate(z, labels):
-            return serve(z=tf.constant(z, tf.float32), labels=tf.constant(labels, tf.int32))["images"].numpy()
-
-        return Sampler(generate, info["latent_dim"], tuple(shape), os.fspath(path), info["num_classes"])
-    raise FileNotFoundError(
-        f"{path} is neither a run folder (with {RUN_MODEL_FILE}) nor a SavedModel (with saved_model.pb)."
-    )
-
-
-def _saved_translator(loaded, path):
-    import tensorflow as tf
-
-    from ganzoo.metrics.translation import Translator
-    from ganzoo.models.base import in_batches
-
-    signatures = {direction: loaded.signatures[direction] for direction in ("a2b", "b2a")}
-
-    def translate(images, direction="a2b", batch_size=128):
-        serve = signatures[direction]
-        return in_batches(lambda rows: serve(images=tf.constant(rows))["images"], np.asarray(images, "float32"), batch_size)
-
-    shape = tuple(signatures["a2b"].structured_input_signature[1]["images"].shape[1:])
-    return Translator(translate, shape, os.fspath(path))

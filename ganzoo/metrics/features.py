@@ -21,6 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ganzoo import data
+from ganzoo.arrays import in_batches
+
 EXTRACTORS = ("digits", "inception", "raw")
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
 INCEPTION_WEIGHTS_URL = (
@@ -212,8 +215,6 @@ def train_classifier(images, labels, num_classes=None, epochs=20, batch_size=64,
 
 def classifier_accuracy(model, images, labels, batch_size=256):
     """Top-1 accuracy of a `build_classifier` model (or extractor) on labelled images."""
-    from ganzoo.models.base import in_batches
-
     # Direct calls: `predict` would build (and warn about) a new graph per model.
     logits = in_batches(lambda rows: model(rows, training=False)[1], np.asarray(images, "float32"), batch_size)
     return float((logits.argmax(axis=1) == np.asarray(labels)).mean())
@@ -221,9 +222,7 @@ def classifier_accuracy(model, images, labels, batch_size=256):
 
 def digits_images(split, image_size=32):
     """The digits split as `(images [n, size, size, 1] in [-1, 1], labels)`."""
-    from ganzoo.data import digits_arrays
-
-    images, labels = digits_arrays(split)
+    images, labels = data.digits_arrays(split)
     images = tf.image.resize(images, (image_size, image_size), method="bilinear", antialias=True)
     return np.clip(images.numpy() * 2 - 1, -1, 1), labels
 

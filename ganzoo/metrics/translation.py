@@ -14,46 +14,19 @@ All errors are in pixel units of [-1, 1] images, on the held-out test digits.
 
 import json
 import os
-from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
+from ganzoo import __version__, data
+from ganzoo.loading import as_sampler
 from ganzoo.metrics.features import build_classifier, cache_dir, classifier_accuracy, train_classifier
+from ganzoo.samplers import Translator
 
 TRANSLATION_METRICS = (
     "label_preservation_a2b", "label_preservation_b2a", "style_error", "cycle_error_a", "cycle_error_b",
 )
 DOMAIN_CLASSIFIER_VERSION = 1
-
-
-@dataclass
-class Translator:
-    """A translation model as the metrics see it: `translate(images, direction)`."""
-
-    translate: callable
-    data_shape: tuple
-    source: str = "in-memory model"
-
-
-def as_translator(model):
-    """A `Translator` from a CycleGAN, a run folder or a SavedModel folder."""
-    if isinstance(model, Translator):
-        return model
-    if isinstance(model, (str, os.PathLike)):
-        from ganzoo.metrics.evaluation import load_sampler
-
-        return load_sampler(model)
-    if hasattr(model, "translate"):
-        return Translator(model.translate, tuple(model.data_shape), model.name)
-    raise TypeError(f"Expected a translation model (cyclegan), got {type(model).__name__}.")
-
-
-def held_out_domains(image_size=32):
-    """digits_style's test split as `(a, b, labels)`, images in [-1, 1]."""
-    from ganzoo.data import digits_style_arrays
-
-    (a, labels), (b, _) = digits_style_arrays("test", image_size)
-    return a * 2 - 1, b * 2 - 1, labels
 
 
 def domain_classifiers(image_size=32, cache=None, verbose=True):
@@ -93,25 +66,21 @@ def domain_classifiers(image_size=32, cache=None, verbose=True):
 def _both_renderings(split, image_size):
     """Every digit of `split` in both domains (the classifiers need all the
     labels of each domain, not the disjoint halves the GAN trains on)."""
-    import tensorflow as tf
-
-    from ganzoo.data import digits_arrays, digits_style
-
-    images, labels = digits_arrays(split)
+    images, labels = data.digits_arrays(split)
     images = tf.clip_by_value(tf.image.resize(images, (image_size, image_size), antialias=True), 0, 1)
     a = np.repeat(images.numpy(), 3, axis=-1)
-    b = digits_style(images).numpy()
+    b = data.digits_style(images).numpy()
     return {"a": a * 2 - 1, "b": b * 2 - 1, "labels": labels}
 
 
 def evaluate_translation(model, n=None, cache=None, batch_size=128):
     """The translation metrics of a CycleGAN (or run folder, SavedModel,
     `Translator`) on digits_style's test digits: `{"metrics", "protocol"}`."""
-    from ganzoo import __version__
-
-    translator = as_translator(model)
+    translator = as_sampler(model)
+    if not isinstance(translator, Translator):
+        raise TypeError(f"{translator.source} generates from noise: score it with ganzoo.metrics.evaluate.")
     image_size = translator.data_shape[0]
-    a, b, labels = held_out_domains(image_size)
+    a, b, labels = data.digits_style_test(image_size)
     if n is not None:
         a, b, labels = a[:n], b[:n], labels[:n]
     classifiers, info = domain_classifiers(image_size, cache)

@@ -1,83 +1,73 @@
-"""`GAN`: the base class of every entry, one `train_step` with small hooks."""
+"""The base classes of every entry.
+
+- `AdversarialModel`: what every two-player model shares: two optimizers
+  (loss scaling, replica scaling), the noise state, loss trackers, export,
+  and the hooks by which `ganzoo.train`, the sample grids and evaluation use
+  a model without asking what kind it is.
+- `GAN`: a generator from noise against a discriminator, with the one
+  `train_step` and its small hooks. CycleGAN subclasses `AdversarialModel`
+  with a step of its own.
+
+Rule: discriminator state changes only inside the discriminator step.
+"""
 
 import numpy as np
 import tensorflow as tf
 import keras
 
+from ganzoo import callbacks as callbacks_lib
+from ganzoo import data as data_lib
 from ganzoo import export as export_lib
 from ganzoo import losses as losses_lib
-from ganzoo import networks
+from ganzoo import networks, visualize
+from ganzoo.arrays import in_batches, latent_noise, tree_slice  # noqa: F401  (re-exported)
+from ganzoo.samplers import Sampler
+
+serializable = keras.saving.register_keras_serializable(package="ganzoo")
 
 
-class GAN(keras.Model):
-    """A generator and a discriminator trained against each other by `fit`.
+class AdversarialModel(keras.Model):
+    """Networks trained against each other by `g_optimizer` and `d_optimizer`.
 
-    Each `train_step` makes `d_steps` discriminator updates (the k of
-    Goodfellow et al. 2014, Algorithm 1), each on fresh noise and the step's
-    real batch, then one generator update. Subclasses override the smallest
-    hook that does the job:
-
-    - `unpack_batch(data)`: `(samples, labels or None)` from what the
-      dataset yields.
-    - `fake_samples(batch_size, labels)` / `discriminate(samples, labels)`:
-      how the networks are called; conditional entries feed them labels.
-    - `discriminator_loss(real, fake, real_logits, fake_logits)`: add
-      penalties here (e.g. a gradient penalty).
-    - `generator_loss(fake_logits)`.
-    - `after_discriminator_update()`: e.g. weight clipping.
-    - `serving_endpoints()` / `exported_networks()`: what `export` writes.
+    Subclasses build their networks in `build_networks`, say which variables
+    each optimizer updates, write `train_step` (with `_apply`, `replica_scaled`
+    and `replica_random`), and define `serving_endpoints` and
+    `exported_networks` for export. The hooks `training_data`,
+    `training_callbacks`, `preview_inputs`/`preview` and `sampler` tell
+    `ganzoo.train`, `SampleGrid` and evaluation how to use the model.
 
     Args:
         data_shape: shape of one sample, `(H, W, C)` for images or `(D,)`
             for vectors.
-        latent_dim: size of the noise vector z ~ N(0, I).
-        network: name of a registered generator/discriminator pair
+        network: name of a registered network builder
             (`ganzoo.networks.list_networks()`); `None` takes the class's
             `default_network`.
         network_args: keyword arguments of that network builder.
-        d_steps: discriminator updates per generator update.
         seed: seed of the training noise stream (`keras.random.SeedGenerator`).
     """
 
-    default_network = "mlp"
-    # Conditional entries take class labels and set `num_classes`; the others
-    # ignore labels in the data, and `generate(labels=...)` is an error.
+    default_network = None
+    # The kind of network builder the entry takes (`ganzoo.networks.KINDS`).
+    network_kind = "unconditional"
+    # Conditional entries take class labels and set `num_classes`.
     conditional = False
     num_classes = None
-    # The kind of network the entry builds (`ganzoo.networks.KINDS`).
-    network_kind = "unconditional"
+    latent_dim = None
+    # Keys of the YAML's `train:` section this entry adds to `registry.TRAIN_KEYS`.
+    train_options = ()
+    # The names of the losses `train_step` logs, in the order `track` takes them.
+    tracked = ("d_loss", "g_loss")
 
-    def __init__(
-        self,
-        data_shape,
-        latent_dim=100,
-        network=None,
-        network_args=None,
-        d_steps=1,
-        seed=None,
-        **kwargs,
-    ):
+    def __init__(self, data_shape, network=None, network_args=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        data_shape = _as_shape(data_shape)
-        translation = self.network_kind == "translation"  # image to image: no noise
-        if not (translation and latent_dim is None) and (
-            not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1
-        ):
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}.")
-        if not isinstance(d_steps, (int, np.integer)) or d_steps < 1:
-            raise ValueError(f"d_steps must be a positive integer, got {d_steps!r}.")
-        self.data_shape = data_shape
-        self.latent_dim = None if latent_dim is None else int(latent_dim)
+        self.data_shape = _as_shape(data_shape)
         self.network = network or self.default_network
         self._network_args = dict(network_args or {})
-        self.d_steps = int(d_steps)
         self.seed = seed
         self.build_networks()
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.d_real_tracker = keras.metrics.Mean(name="d_real")
-        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        for name in self.tracked:
+            setattr(self, f"{name}_tracker", keras.metrics.Mean(name=name))
         # The sub-networks are built from keras.Input; marking the model built
         # stops `fit` from calling `call` on a data batch to build it.
         self.built = True
@@ -95,9 +85,7 @@ class GAN(keras.Model):
         """
         for unsupported in ("optimizer", "metrics", "loss_weights"):
             if unsupported in kwargs:
-                raise TypeError(
-                    f"GAN.compile takes g_optimizer and d_optimizer, not {unsupported!r}."
-                )
+                raise TypeError(f"{type(self).__name__}.compile takes g_optimizer and d_optimizer, not {unsupported!r}.")
         # optimizer=None: the default would build an unused RMSprop over all weights.
         super().compile(optimizer=None, **kwargs)
         self.g_optimizer = self._loss_scaled(keras.optimizers.get(g_optimizer))
@@ -138,12 +126,10 @@ class GAN(keras.Model):
             **config,
         )
 
-    # ------------------------------------------------------------- hooks
+    # ---------------------------------------------------------- networks
     def build_networks(self):
-        """Build the networks of `self.network` and set them as attributes
-        (`self.generator`, `self.discriminator`)."""
-        extra = {"num_classes": self.num_classes} if self.conditional else {}
-        self.generator, self.discriminator = self.build_network_pair(**extra)
+        """Build the networks of `self.network` and set them as attributes."""
+        raise NotImplementedError
 
     def build_network_pair(self, **extra):
         """One `(generator, discriminator)` pair of `self.network`, checked to be of the entry's kind."""
@@ -158,10 +144,204 @@ class GAN(keras.Model):
 
     def generator_variables(self):
         """What `g_optimizer` updates."""
-        return self.generator.trainable_variables
+        raise NotImplementedError
 
     def discriminator_variables(self):
         """What `d_optimizer` updates."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------ step helpers
+    @property
+    def metrics(self):
+        return [getattr(self, f"{name}_tracker") for name in self.tracked]
+
+    def track(self, *values):
+        """Update the trackers with this step's `values` (in `tracked` order); the step's logs."""
+        for tracker, value in zip(self.metrics, values):
+            tracker.update_state(value)
+        return self.step_logs({m.name: m.result() for m in self.metrics})
+
+    @staticmethod
+    def step_logs(logs):
+        """What a train or test step returns: its logs, as rank-1 tensors under
+        MultiWorkerMirroredStrategy, whose mean over workers Keras 3 takes on
+        axis 0 and which fails on scalars (tensorflow/tensorflow#72388)."""
+        if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            return logs
+        return {name: tf.reshape(value, (1,)) for name, value in logs.items()}
+
+    @staticmethod
+    def replica_scaled(loss):
+        """Each replica's loss is a mean over its share of the batch and the
+        optimizer sums gradients over replicas: dividing by the number of
+        replicas makes the sum the global-batch mean. Call inside the tape."""
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+    @staticmethod
+    def _apply(optimizer, tape, scaled_loss, variables):
+        # Seeding the backward pass with the optimizer's loss scale is the
+        # gradient of the scaled loss: 1 normally, the dynamic scale of a
+        # LossScaleOptimizer (mixed_float16), which unscales in apply_gradients.
+        seed = optimizer.scale_loss(tf.ones_like(scaled_loss))
+        gradients = tape.gradient(scaled_loss, variables, output_gradients=seed)
+        # None: a variable the loss does not reach (pggan's blocks not grown
+        # yet); leaving it out spares Keras' warning on every trace.
+        optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+
+    def replica_random(self, draw, batch_size, shape=()):
+        """This replica's rows of `draw((global batch, *shape))`.
+
+        The seed state is mirrored, so every replica draws the same
+        global-batch values and keeps its own rows: one replica and N replicas
+        see the same randomness for the same global batch.
+        """
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context else 1
+        replica = context.replica_id_in_sync_group if context else 0
+        values = draw((batch_size * replicas, *shape), seed=self.seed_generator)
+        return values[replica * batch_size : (replica + 1) * batch_size]
+
+    # ---------------------------------------------- hooks for ganzoo.train
+    @classmethod
+    def training_data(cls, dataset, batch_size, image_size=None, channels=None, seed=None, options=None):
+        """The `tf.data` pipeline `ganzoo.train` fits on for a dataset name;
+        `options` is the entry's `train:` section."""
+        return data_lib.load(dataset, image_size=image_size, channels=channels, batch_size=batch_size, seed=seed,
+                             with_labels=cls.conditional)
+
+    @classmethod
+    def options_from_data(cls, dataset):
+        """Model options that follow from the dataset (cgan: its number of classes)."""
+        return {}
+
+    def training_callbacks(self, dataset, epochs, eval_every=None, options=None):
+        """The entry's own callbacks in `ganzoo.train` (schedules, in-training
+        evaluation); `eval_every` None takes the `train:` section's on the
+        datasets whose evaluation needs no download."""
+        return []
+
+    def preview_inputs(self, n=64, seed=0, per_class=8, dataset=None):
+        """The fixed inputs of the sample grids (drawn once per run)."""
+        raise NotImplementedError
+
+    def preview(self, inputs):
+        """`(picture, file name suffix)` of the model's outputs for `preview_inputs`."""
+        raise NotImplementedError
+
+    def sampler(self):
+        """The model as evaluation and `ganzoo sample` see it (`ganzoo.samplers`)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ export
+    def serving_endpoints(self):
+        """`{signature_name: (function, input_signature)}` for `export`."""
+        raise NotImplementedError
+
+    def exported_networks(self):
+        """The networks whose weights the SavedModel carries."""
+        raise NotImplementedError
+
+    def restore_exported(self, weights):
+        """Set the weights of `exported_networks()` from an export: a list of
+        weight lists, one per network (see `ganzoo.loading.restore_pretrained`)."""
+        for network, values in zip(self.exported_networks(), weights):
+            network.set_weights(values)
+
+    def export(self, filepath, overwrite=False, verbose=False, **kwargs):
+        """Write a SavedModel for TF Serving; see `ganzoo.export.export_model`."""
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}.export takes (filepath, overwrite=False); got {sorted(kwargs)}. "
+                "The signatures come from `serving_endpoints()`."
+            )
+        return export_lib.export_model(self, filepath, overwrite=overwrite, verbose=verbose)
+
+    # -------------------------------------------------- saving the noise
+    # Keras saves layer variables but not SeedGenerator states; keep the noise
+    # stream in `.keras` files and checkpoints as well, so a resumed run draws
+    # the noise the uninterrupted run would have drawn.
+    _NOISE_KEY = "noise_seed_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._NOISE_KEY] = keras.ops.convert_to_numpy(self.seed_generator.state.value)
+
+    def load_own_variables(self, store):
+        own = {key: store[key] for key in store.keys() if key != self._NOISE_KEY}
+        if self._NOISE_KEY in store.keys():
+            self.seed_generator.state.assign(store[self._NOISE_KEY])
+        super().load_own_variables(own)
+
+    # ------------------------------------------------------------ config
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "data_shape": list(self.data_shape),
+            "network": self.network,
+            "network_args": dict(self._network_args),
+            "seed": self.seed,
+        }
+
+    @property
+    def network_args(self):
+        return dict(self._network_args)
+
+
+@serializable
+class GAN(AdversarialModel):
+    """A generator and a discriminator trained against each other by `fit`.
+
+    Each `train_step` makes `d_steps` discriminator updates (the k of
+    Goodfellow et al. 2014, Algorithm 1), each on fresh noise and the step's
+    real batch, then one generator update. Subclasses override the smallest
+    hook that does the job:
+
+    - `unpack_batch(data)`: `(samples, labels or None)` from what the
+      dataset yields.
+    - `fake_samples(batch_size, labels)` / `discriminate(samples, labels)`:
+      how the networks are called; conditional entries feed them labels.
+    - `discriminator_loss(real, fake, real_logits, fake_logits)`: add
+      penalties here (e.g. a gradient penalty).
+    - `generator_loss(fake_logits)`.
+    - `after_discriminator_update()`: e.g. weight clipping.
+    - `serving_endpoints()` / `exported_networks()`: what `export` writes.
+
+    Args:
+        data_shape: shape of one sample, `(H, W, C)` for images or `(D,)`
+            for vectors.
+        latent_dim: size of the noise vector z ~ N(0, I).
+        network: name of a registered generator/discriminator pair
+            (`ganzoo.networks.list_networks()`); `None` takes the class's
+            `default_network`.
+        network_args: keyword arguments of that network builder.
+        d_steps: discriminator updates per generator update.
+        seed: seed of the training noise stream (`keras.random.SeedGenerator`).
+    """
+
+    default_network = "mlp"
+    tracked = ("d_loss", "g_loss", "d_real", "d_fake")
+
+    def __init__(self, data_shape, latent_dim=100, network=None, network_args=None, d_steps=1, seed=None, **kwargs):
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}.")
+        if isinstance(d_steps, bool) or not isinstance(d_steps, (int, np.integer)) or d_steps < 1:
+            raise ValueError(f"d_steps must be a positive integer, got {d_steps!r}.")
+        self.latent_dim = int(latent_dim)  # read by build_networks
+        self.d_steps = int(d_steps)
+        super().__init__(data_shape, network=network, network_args=network_args, seed=seed, **kwargs)
+
+    # ------------------------------------------------------------- hooks
+    def build_networks(self):
+        """Build the networks of `self.network` and set them as attributes
+        (`self.generator`, `self.discriminator`)."""
+        extra = {"num_classes": self.num_classes} if self.conditional else {}
+        self.generator, self.discriminator = self.build_network_pair(**extra)
+
+    def generator_variables(self):
+        return self.generator.trainable_variables
+
+    def discriminator_variables(self):
         return self.discriminator.trainable_variables
 
     def unpack_batch(self, data):
@@ -199,42 +379,7 @@ class GAN(keras.Model):
         """This replica's share of the latent noise z ~ N(0, I) for a global batch."""
         return self.replica_random(keras.random.normal, batch_size, (self.latent_dim,))
 
-    def replica_random(self, draw, batch_size, shape=()):
-        """This replica's rows of `draw((global batch, *shape))`.
-
-        The seed state is mirrored, so every replica draws the same
-        global-batch values and keeps its own rows: one replica and N replicas
-        see the same randomness for the same global batch.
-        """
-        context = tf.distribute.get_replica_context()
-        replicas = context.num_replicas_in_sync if context else 1
-        replica = context.replica_id_in_sync_group if context else 0
-        values = draw((batch_size * replicas, *shape), seed=self.seed_generator)
-        return values[replica * batch_size : (replica + 1) * batch_size]
-
     # ------------------------------------------------------------- steps
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
-
-    @staticmethod
-    def replica_scaled(loss):
-        """Each replica's loss is a mean over its share of the batch and the
-        optimizer sums gradients over replicas: dividing by the number of
-        replicas makes the sum the global-batch mean. Call inside the tape."""
-        return loss / tf.distribute.get_strategy().num_replicas_in_sync
-
-    @staticmethod
-    def _apply(optimizer, tape, scaled_loss, variables):
-        # Seeding the backward pass with the optimizer's loss scale is the
-        # gradient of the scaled loss: 1 normally, the dynamic scale of a
-        # LossScaleOptimizer (mixed_float16), which unscales in apply_gradients.
-        seed = optimizer.scale_loss(tf.ones_like(scaled_loss))
-        gradients = tape.gradient(scaled_loss, variables, output_gradients=seed)
-        # None: a variable the loss does not reach (pggan's blocks not grown
-        # yet); leaving it out spares Keras' warning on every trace.
-        optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
-
     def discriminator_step(self, real, labels=None):
         fake = self.fake_samples(tf.shape(real)[0], labels)
         with tf.GradientTape() as tape:
@@ -259,7 +404,7 @@ class GAN(keras.Model):
         for _ in range(self.d_steps):
             d_loss, real_logits, fake_logits = self.discriminator_step(real, labels)
         g_loss = self.generator_step(tf.shape(real)[0], labels)
-        return self._track(d_loss, g_loss, real_logits, fake_logits)
+        return self.track(d_loss, g_loss, real_logits, fake_logits)
 
     def test_step(self, data):
         real, labels = self.unpack_batch(data)
@@ -267,23 +412,40 @@ class GAN(keras.Model):
         real_logits = self.discriminate(real, labels, training=False)
         fake_logits = self.discriminate(fake, labels, training=False)
         d_loss = self.discriminator_loss(real, fake, real_logits, fake_logits)
-        return self._track(d_loss, self.generator_loss(fake_logits), real_logits, fake_logits)
+        return self.track(d_loss, self.generator_loss(fake_logits), real_logits, fake_logits)
 
-    def _track(self, d_loss, g_loss, real_logits, fake_logits):
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(real_logits)
-        self.d_fake_tracker.update_state(fake_logits)
-        return self.step_logs({m.name: m.result() for m in self.metrics})
+    # ---------------------------------------------- hooks for ganzoo.train
+    def training_callbacks(self, dataset, epochs, eval_every=None, options=None):
+        """FID, KID and SWD (digits), or mode coverage (ring, grid), every
+        `eval_every` epochs; by default the `train:` section's on those
+        datasets, whose feature extractors need no download."""
+        if dataset is None:  # an in-memory dataset: nothing to compare with
+            return []
+        offline = dataset == "digits" or dataset in data_lib.MIXTURES
+        every = eval_every if eval_every is not None else ((options or {}).get("eval_every", 0) if offline else 0)
+        if not every:
+            return []
+        return [callbacks_lib.EvaluationCallback(dataset, metrics=self.evaluation_metrics(dataset), every=every,
+                                                 n=callbacks_lib.evaluation_samples(dataset))]
 
-    @staticmethod
-    def step_logs(logs):
-        """What a train or test step returns: its logs, as rank-1 tensors under
-        MultiWorkerMirroredStrategy, whose mean over workers Keras 3 takes on
-        axis 0 and which fails on scalars (tensorflow/tensorflow#72388)."""
-        if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-            return logs
-        return {name: tf.reshape(value, (1,)) for name, value in logs.items()}
+    def evaluation_metrics(self, dataset):
+        """The metrics of in-training evaluation on `dataset`."""
+        return ("mode_coverage",) if dataset in data_lib.MIXTURES else ("fid", "kid", "swd")
+
+    def preview_inputs(self, n=64, seed=0, per_class=8, dataset=None):
+        return latent_noise(n, self.latent_dim, seed)
+
+    def preview(self, inputs):
+        return visualize.picture(self.generate_from(inputs)), ""
+
+    def sampler(self):
+        # One compiled graph for every batch, instead of eager layer calls.
+        compiled = tf.function(lambda inputs: self(inputs, training=False), reduce_retracing=True)
+
+        def generate(z, labels=None):
+            return compiled(self.generator_inputs(z, labels)).numpy()
+
+        return Sampler(generate, self.latent_dim, tuple(self.data_shape), self.name, self.num_classes)
 
     # -------------------------------------------------------- generation
     def call(self, z, training=None):
@@ -322,8 +484,6 @@ class GAN(keras.Model):
 
     # ------------------------------------------------------------ export
     def serving_endpoints(self):
-        """`{signature_name: (function, input_signature)}` for `export`."""
-
         def serve(z):
             return {"images": self.generator(z, training=False)}
 
@@ -333,78 +493,10 @@ class GAN(keras.Model):
         return tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")
 
     def exported_networks(self):
-        """The networks whose weights the SavedModel carries."""
         return [self.generator]
 
-    def restore_exported(self, weights):
-        """Set the weights of `exported_networks()` from an export: a list of
-        weight lists, one per network (see `ganzoo.pretrained`)."""
-        for network, values in zip(self.exported_networks(), weights):
-            network.set_weights(values)
-
-    def export(self, filepath, overwrite=False, verbose=False, **kwargs):
-        """Write a SavedModel for TF Serving; see `ganzoo.export.export_model`."""
-        if kwargs:
-            raise TypeError(
-                f"GAN.export takes (filepath, overwrite=False); got {sorted(kwargs)}. "
-                "The signatures come from `serving_endpoints()`."
-            )
-        return export_lib.export_model(self, filepath, overwrite=overwrite, verbose=verbose)
-
-    # -------------------------------------------------- saving the noise
-    # Keras saves layer variables but not SeedGenerator states; keep the noise
-    # stream in `.keras` files and BackupAndRestore checkpoints as well, so a
-    # resumed run draws the noise the uninterrupted run would have drawn.
-    _NOISE_KEY = "noise_seed_state"
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[self._NOISE_KEY] = keras.ops.convert_to_numpy(self.seed_generator.state.value)
-
-    def load_own_variables(self, store):
-        own = {key: store[key] for key in store.keys() if key != self._NOISE_KEY}
-        if self._NOISE_KEY in store.keys():
-            self.seed_generator.state.assign(store[self._NOISE_KEY])
-        super().load_own_variables(own)
-
-    # ------------------------------------------------------------ config
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "data_shape": list(self.data_shape),
-            "latent_dim": self.latent_dim,
-            "network": self.network,
-            "network_args": dict(self._network_args),
-            "d_steps": self.d_steps,
-            "seed": self.seed,
-        }
-
-    @property
-    def network_args(self):
-        return dict(self._network_args)
-
-
-def in_batches(function, inputs, batch_size):
-    """`function` applied to rows `i : i + batch_size` of an array (or of each
-    array in a tuple), the results concatenated as NumPy."""
-    n = len(inputs[0] if isinstance(inputs, tuple) else inputs)
-    return np.concatenate([
-        keras.ops.convert_to_numpy(function(tree_slice(inputs, i, i + batch_size))) for i in range(0, n, batch_size)
-    ])
-
-
-def tree_slice(inputs, start, stop):
-    """Rows `start:stop` of an array or of each array in a tuple."""
-    if isinstance(inputs, tuple):
-        return tuple(x[start:stop] for x in inputs)
-    return inputs[start:stop]
-
-
-def latent_noise(n, latent_dim, seed=None):
-    """`[n, latent_dim]` float32 draws from N(0, I) with NumPy, so a seed means
-    the same noise for a Keras model and for its SavedModel."""
-    return np.random.default_rng(seed).standard_normal((int(n), int(latent_dim))).astype("float32")
+        return {**super().get_config(), "latent_dim": self.latent_dim, "d_steps": self.d_steps}
 
 
 def _as_shape(data_shape):

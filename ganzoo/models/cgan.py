@@ -7,10 +7,11 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from ganzoo.models.base import GAN
+from ganzoo import data, visualize
+from ganzoo.arrays import latent_noise
+from ganzoo.models.base import GAN, serializable
 from ganzoo.models.dcgan import _INIT, downsampling_stack, upsampling_stack, widths
 from ganzoo.networks import register_network
-from ganzoo.registry import register_model
 
 CONDITIONINGS = ("concat", "projection")
 
@@ -67,7 +68,7 @@ def conditional_dcgan(
     return generator, discriminator
 
 
-@register_model("cgan")
+@serializable
 class ConditionalGAN(GAN):
     """Class-conditional GAN (Mirza & Osindero 2014): G(z, y) and D(x, y).
 
@@ -179,6 +180,25 @@ class ConditionalGAN(GAN):
                 f"labels must lie in [0, {self.num_classes}); got values from {labels.min()} to {labels.max()}."
             )
         return z, labels.astype("int32")
+
+    # ---------------------------------------------- hooks for ganzoo.train
+    @classmethod
+    def options_from_data(cls, dataset):
+        known = data.num_classes(dataset) if isinstance(dataset, str) else None
+        return {"num_classes": known} if known else {}
+
+    def evaluation_metrics(self, dataset):
+        # The digits classifier knows the classes: it can tell whether G drew the asked one.
+        return super().evaluation_metrics(dataset) + (("conditional_accuracy",) if dataset == "digits" else ())
+
+    def preview_inputs(self, n=64, seed=0, per_class=8, dataset=None):
+        """`per_class` noise vectors, shared by one row per class."""
+        classes = np.arange(self.num_classes, dtype="int32")
+        return np.tile(latent_noise(per_class, self.latent_dim, seed), (len(classes), 1)), np.repeat(classes, per_class)
+
+    def preview(self, inputs):
+        z, labels = inputs
+        return visualize.image_grid(self.generate_from(z, labels), columns=len(z) // self.num_classes), ""
 
     # ------------------------------------------------------------ export
     def serving_endpoints(self):

@@ -6,15 +6,15 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from ganzoo import losses
+from ganzoo import callbacks, data, losses, visualize
+from ganzoo.arrays import in_batches
 from ganzoo.layers import ImageHistoryPool, ReflectionPadding2D, instance_normalization
-from ganzoo.models.base import GAN, in_batches
+from ganzoo.models.base import AdversarialModel, serializable
 from ganzoo.networks import register_network
-from ganzoo.registry import register_model
+from ganzoo.samplers import DIRECTIONS, Translator
 
 # Section 7 of the paper: weights from N(0, 0.02).
 _INIT = keras.initializers.RandomNormal(stddev=0.02)
-DIRECTIONS = ("a2b", "b2a")
 
 
 def _conv_norm_relu(x, filters, kernel_size, strides=1, transpose=False, reflect=0):
@@ -85,8 +85,8 @@ def cyclegan_resnet(latent_dim, data_shape, filters=64, residual_blocks=9, downs
     )
 
 
-@register_model("cyclegan")
-class CycleGAN(GAN):
+@serializable
+class CycleGAN(AdversarialModel):
     """CycleGAN (Zhu et al. 2017): G: A -> B and F: B -> A, PatchGAN critics
     D_A and D_B, least-squares adversarial loss, cycle consistency
     ||F(G(a)) - a||_1 + ||G(F(b)) - b||_1 weighted by lambda = `cycle_weight`,
@@ -107,6 +107,8 @@ class CycleGAN(GAN):
 
     default_network = "cyclegan_resnet"
     network_kind = "translation"
+    train_options = ("decay_from", "jitter", "flip")
+    tracked = ("d_loss", "g_loss", "cycle_loss", "identity_loss")
 
     def __init__(self, data_shape, cycle_weight=10.0, identity_weight=0.5, pool_size=50,
                  network=None, network_args=None, seed=None, **kwargs):
@@ -116,12 +118,10 @@ class CycleGAN(GAN):
             raise ValueError(f"pool_size must be a non-negative integer, got {pool_size!r}.")
         self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
         self.pool_size = int(pool_size)
-        super().__init__(data_shape, latent_dim=None, network=network, network_args=network_args, seed=seed, **kwargs)
+        super().__init__(data_shape, network=network, network_args=network_args, seed=seed, **kwargs)
         self.pool_a = ImageHistoryPool(self.data_shape, self.pool_size, seed=seed, name="pool_a")
         self.pool_b = ImageHistoryPool(self.data_shape, self.pool_size, seed=None if seed is None else seed + 1,
                                        name="pool_b")
-        self.cycle_tracker = keras.metrics.Mean(name="cycle_loss")
-        self.identity_tracker = keras.metrics.Mean(name="identity_loss")
 
     def build_networks(self):
         self.generator_ab, self.discriminator_b = self.build_network_pair()
@@ -138,10 +138,6 @@ class CycleGAN(GAN):
 
     def compile(self, g_optimizer="adam", d_optimizer="adam", loss="least_squares", **kwargs):
         super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, **kwargs)
-
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.cycle_tracker, self.identity_tracker]
 
     # ------------------------------------------------------------- steps
     def unpack_batch(self, data):
@@ -213,18 +209,13 @@ class CycleGAN(GAN):
         real_a, real_b = self.unpack_batch(data)
         g_loss, (fake_a, fake_b), cycle, identity = self.generator_step(real_a, real_b)
         d_loss = self.discriminator_step(real_a, real_b, fake_a, fake_b)
-        return self._track_losses(d_loss, g_loss, cycle, identity)
+        return self.track(d_loss, g_loss, cycle, identity)
 
     def test_step(self, data):
         real_a, real_b = self.unpack_batch(data)
         g_loss, (fake_a, fake_b), cycle, identity = self.generator_losses(real_a, real_b, training=False)
         d_loss = self.discriminator_losses(real_a, real_b, fake_a, fake_b, training=False)
-        return self._track_losses(d_loss, g_loss, cycle, identity)
-
-    def _track_losses(self, d_loss, g_loss, cycle, identity):
-        for tracker, value in zip(self.metrics, (d_loss, g_loss, cycle, identity)):
-            tracker.update_state(value)
-        return self.step_logs({m.name: m.result() for m in self.metrics})
+        return self.track(d_loss, g_loss, cycle, identity)
 
     # ------------------------------------------------------- translation
     def call(self, images, training=None):
@@ -254,6 +245,47 @@ class CycleGAN(GAN):
         raise TypeError(f"{self.name} translates images instead of generating from noise: use translate(images, direction).")
 
     generate_from = sample_latent = generate
+
+    # ---------------------------------------------- hooks for ganzoo.train
+    @classmethod
+    def training_data(cls, dataset, batch_size, image_size=None, channels=None, seed=None, options=None):
+        augment = {key: value for key, value in (options or {}).items() if key in ("jitter", "flip")}
+        return data.load_unpaired(dataset, image_size=image_size, channels=channels, batch_size=batch_size,
+                                  seed=seed, **augment)
+
+    def training_callbacks(self, dataset, epochs, eval_every=None, options=None):
+        """The paper's learning-rate decay, and label preservation on digits_style."""
+        options = options or {}
+        # The rates now, before a resumed run restores decayed ones.
+        rates = tuple(float(keras.ops.convert_to_numpy(opt.learning_rate)) for opt in (self.g_optimizer, self.d_optimizer))
+        chosen = [callbacks.LinearDecay(epochs, options.get("decay_from", 0.5), initial_learning_rates=rates)]
+        every = eval_every if eval_every is not None else options.get("eval_every", 0)
+        if every and dataset in data.UNPAIRED_DATASETS:
+            chosen.append(callbacks.TranslationEvaluation(every))
+        return chosen
+
+    def preview_inputs(self, n=8, seed=0, per_class=8, dataset=None):
+        """8 fixed images of each domain: digits_style's held-out test digits,
+        the first training images of another dataset name, or the first
+        batch of a `tf.data.Dataset` of `(a, b)` batches."""
+        if dataset is None:
+            raise ValueError("A translation model's sample grid needs its dataset, or fixed inputs=(a, b).")
+        if not isinstance(dataset, str):
+            a, b = next(iter(dataset))
+            return np.asarray(a)[:8], np.asarray(b)[:8]
+        return next(iter(data.load_unpaired(
+            dataset, image_size=self.data_shape[0], channels=self.data_shape[-1], batch_size=8, shuffle=False,
+            split="test" if dataset in data.UNPAIRED_DATASETS else "train", jitter=False, flip=False,
+        )))
+
+    def preview(self, inputs):
+        """The rows A, G(A), B, F(B)."""
+        a, b = (np.asarray(x, "float32") for x in inputs)
+        rows = [a, self.translate(a, "a2b"), b, self.translate(b, "b2a")]
+        return visualize.image_grid(np.concatenate(rows), columns=len(a)), ""
+
+    def sampler(self):
+        return Translator(self.translate, tuple(self.data_shape), self.name)
 
     # ------------------------------------------------------------ export
     def serving_endpoints(self):

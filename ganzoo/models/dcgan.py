@@ -7,9 +7,8 @@ import keras
 from keras import layers
 
 from ganzoo import layers as zoo_layers
-from ganzoo.models.base import GAN
+from ganzoo.models.base import GAN, serializable
 from ganzoo.networks import register_network
-from ganzoo.registry import register_model
 
 # Section 4 of the paper: all weights from N(0, 0.02).
 _INIT = keras.initializers.RandomNormal(stddev=0.02)
@@ -107,7 +106,7 @@ def dcgan(
     return generator, discriminator
 
 
-@register_model("dcgan")
+@serializable
 class DCGAN(GAN):
     """Deep convolutional GAN (Radford et al. 2015): strided (transposed)
     convolutions, batch norm, LeakyReLU, Adam(2e-4, beta_1=0.5)."""

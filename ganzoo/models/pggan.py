@@ -18,11 +18,10 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from ganzoo import losses
+from ganzoo import losses, visualize
 from ganzoo.layers import EqualizedConv2D, EqualizedDense, MinibatchStdDev, PixelNormalization
-from ganzoo.models.base import GAN
+from ganzoo.models.base import GAN, serializable
 from ganzoo.networks import register_network
-from ganzoo.registry import register_model
 
 
 def resolutions(target):
@@ -199,7 +198,7 @@ def progressive(latent_dim, data_shape, fmap_base=2048, fmap_max=128, group_size
     )
 
 
-@register_model("pggan")
+@serializable
 class ProgressiveGAN(GAN):
     """Progressive growing (Karras et al. 2018): 4x4 up to `data_shape`, each
     new block faded in over `fade_images` images shown and then trained
@@ -323,6 +322,14 @@ class ProgressiveGAN(GAN):
         decay = self.ema_decay_now()
         for average, weight in zip(self.ema_generator.weights, self.generator.weights):
             average.assign(decay * average + (1.0 - decay) * weight)
+
+    def preview(self, inputs):
+        """The grid at the resolution of the phase, which the full-size output only repeats."""
+        resolution, _ = self.phase()
+        samples = self.generate_from(inputs)
+        factor = samples.shape[1] // resolution
+        samples = samples.reshape(len(samples), resolution, factor, resolution, factor, -1).mean(axis=(2, 4))
+        return visualize.picture(samples), f"_{resolution}x{resolution}"
 
     # -------------------------------------------------------- generation
     def call(self, z, training=None):

@@ -5,9 +5,8 @@ import math
 import keras
 from keras import layers
 
-from ganzoo.models.base import GAN
+from ganzoo.models.base import GAN, serializable
 from ganzoo.networks import register_network
-from ganzoo.registry import register_model
 
 
 @register_network("mlp")
@@ -39,7 +38,7 @@ def mlp(latent_dim, data_shape, hidden_units=(256, 256), dropout=0.0, output_act
     return generator, discriminator
 
 
-@register_model("vanilla")
+@serializable
 class VanillaGAN(GAN):
     """The original GAN (Goodfellow et al. 2014): MLP generator and discriminator,
     the minimax game or its non-saturating variant, and `d_steps` = k.

@@ -10,8 +10,7 @@ import tensorflow as tf
 from keras import ops
 
 from ganzoo import losses
-from ganzoo.models.base import GAN
-from ganzoo.registry import register_model
+from ganzoo.models.base import GAN, serializable
 
 
 class WeightClip(keras.constraints.Constraint):
@@ -27,7 +26,7 @@ class WeightClip(keras.constraints.Constraint):
         return {"clip_value": self.clip_value}
 
 
-@register_model("wgan")
+@serializable
 class WGAN(GAN):
     """WGAN (Arjovsky et al. 2017): a critic with unbounded output trained on
     the Wasserstein loss, its weights clipped into [-c, c] after every update
@@ -58,7 +57,7 @@ class WGAN(GAN):
         return {**super().get_config(), "clip_value": self.clip_value}
 
 
-@register_model("wgan_gp")
+@serializable
 class WGANGP(GAN):
     """WGAN-GP (Gulrajani et al. 2017): the Wasserstein loss plus a gradient
     penalty on the critic at random interpolates of real and fake samples

@@ -1,0 +1,208 @@
+"""The run folder: its layout, its record and its resume state.
+
+    RUN/run.json                  settings, epochs, status ("running", "finished", "stopped: ...")
+    RUN/checkpoints/state.json    the last completed epoch and the checkpoint that holds it
+    RUN/checkpoints/epoch-N.weights.h5
+    RUN/model.keras               the model after the last completed epoch
+    RUN/history.json              one record per epoch: losses and in-training metrics
+    RUN/samples/epoch_NNN.png     the sample grid per epoch
+    RUN/logs/                     TensorBoard
+    RUN/evaluation/*.json         what `ganzoo evaluate` wrote
+    RUN/saved_model/1/            the final export (TF Serving's layout)
+
+This module is the only code that writes or parses these files. Every write
+goes to a temporary name first and is then renamed, so a kill at any moment
+leaves the previous complete copy; a checkpoint is written before
+`state.json` points to it, and the older one is removed only after.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+RUN_FILE = "run.json"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.json"
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "state.json"
+SAMPLES = "samples"
+LOGS = "logs"
+EVALUATION = "evaluation"
+EXPORT_DIR = "saved_model"  # a run's export: RUN/saved_model/1
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used as asked; the message says what to do."""
+
+
+def is_run(path):
+    """Whether `path` is a folder written by ganzoo (it has run.json)."""
+    return (Path(path) / RUN_FILE).is_file()
+
+
+class RunFolder:
+    """One run folder. `RunFolder(path).prepare(...)` before training; the
+    training callbacks call `save_checkpoint`, `save_model` and
+    `append_history`; `restore` puts the last checkpoint into a model."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"RunFolder({os.fspath(self.path)!r})"
+
+    # ------------------------------------------------------------ paths
+    @property
+    def model_file(self):
+        return self.path / MODEL_FILE
+
+    @property
+    def history_file(self):
+        return self.path / HISTORY_FILE
+
+    @property
+    def checkpoints(self):
+        return self.path / CHECKPOINTS
+
+    @property
+    def samples(self):
+        return self.path / SAMPLES
+
+    @property
+    def logs(self):
+        return self.path / LOGS
+
+    @property
+    def evaluation(self):
+        return self.path / EVALUATION
+
+    def export_path(self, version=1):
+        return self.path / EXPORT_DIR / str(version)
+
+    # ------------------------------------------------------------ record
+    def record(self):
+        """run.json as a dict; RunError if the folder is not a run."""
+        if not is_run(self.path):
+            raise RunError(f"{self.path} is not a run folder (it has no {RUN_FILE}). Train one with `ganzoo train`.")
+        return json.loads((self.path / RUN_FILE).read_text())
+
+    def settings(self):
+        return self.record()["settings"]
+
+    def write_record(self, settings, epochs, status, **extra):
+        from ganzoo import __version__
+
+        record = {"settings": settings, "epochs": epochs, "status": status, "ganzoo_version": __version__, **extra}
+        _write_atomically(self.path / RUN_FILE, json.dumps(record, indent=2))
+
+    def history(self):
+        """history.json: one dict per completed epoch ([] before the first)."""
+        return json.loads(self.history_file.read_text()) if self.history_file.exists() else []
+
+    def append_history(self, epoch, logs):
+        append_history(self.history_file, epoch, logs)
+
+    # ------------------------------------------------------- the state
+    def epochs_done(self):
+        """The last epoch whose checkpoint is complete (0 if none)."""
+        state = self._state()
+        return state["epoch"] if state else 0
+
+    def _state(self):
+        path = self.checkpoints / STATE_FILE
+        if not path.exists():
+            return None
+        state = json.loads(path.read_text())
+        if not (self.checkpoints / state["weights"]).exists():
+            raise RunError(f"{path} names {state['weights']}, which is missing. Start over with --force.")
+        return state
+
+    def save_checkpoint(self, model, epoch):
+        """Weights and optimizer state after `epoch` (1-based), then the state
+        file that points to them, then the removal of older checkpoints."""
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epoch}.weights.h5"
+        partial = self.checkpoints / f"partial-{os.getpid()}.weights.h5"
+        model.save_weights(partial)
+        partial.replace(self.checkpoints / name)
+        _write_atomically(self.checkpoints / STATE_FILE, json.dumps({"epoch": epoch, "weights": name}))
+        for old in self.checkpoints.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink()
+
+    def restore(self, model):
+        """Load the last checkpoint into `model`; returns its epoch (0: none)."""
+        state = self._state()
+        if state:
+            model.load_weights(self.checkpoints / state["weights"])
+        return state["epoch"] if state else 0
+
+    def save_model(self, model):
+        """The whole model (config, weights, optimizers) as model.keras."""
+        partial = self.path / f"partial-{os.getpid()}.keras"
+        model.save(partial)
+        partial.replace(self.model_file)
+
+    # --------------------------------------------------------- starting
+    def prepare(self, settings, epochs, resume="auto", force=False):
+        """Check the folder before training; returns the epochs already done.
+
+        A new or empty folder starts a run. A run with the same settings
+        continues: an unfinished one always (`resume="auto"` or True), a
+        finished one only with `resume=True` and more `epochs`. `force`
+        deletes a previous run (only a folder ganzoo wrote) and starts over.
+        `resume=False` refuses any existing run.
+        """
+        if resume not in ("auto", True, False):
+            raise RunError(f"resume must be 'auto', True or False, got {resume!r}.")
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"{self.path} is a file, not a folder: choose another --out.")
+        if self.path.exists() and any(self.path.iterdir()) and not is_run(self.path):
+            raise RunError(
+                f"{self.path} exists and is not a ganzoo run (no {RUN_FILE}); ganzoo will not write into "
+                "or delete it. Choose another --out."
+            )
+        if force and is_run(self.path):
+            shutil.rmtree(self.path)
+        if not self.path.exists() or not any(self.path.iterdir()):
+            self.path.mkdir(parents=True, exist_ok=True)
+            return 0
+        record = self.record()
+        wanted = json.loads(json.dumps(settings))  # as run.json stores it (tuples become lists)
+        if record["settings"] != wanted:
+            changed = [k for k in sorted({*wanted, *record["settings"]}) if record["settings"].get(k) != wanted.get(k)]
+            raise RunError(
+                f"{self.path} holds a run with other settings ({', '.join(changed)} differ: "
+                f"{ {k: record['settings'].get(k) for k in changed} }). Choose another --out, or pass "
+                "--force to delete it and start over."
+            )
+        done = self.epochs_done()
+        if resume is False:
+            raise RunError(f"{self.path} holds a run ({done} epochs). Choose another --out, or pass --force.")
+        if record["status"] == "finished":
+            if resume != True:  # noqa: E712  ("auto" is truthy)
+                raise RunError(
+                    f"{self.path} holds a finished run ({done} epochs). Pass --resume --epochs N (N > {done}) "
+                    "to train it further, --out for a new run, or --force to start over."
+                )
+            if epochs <= done:
+                raise RunError(f"{self.path} is already trained for {done} epochs; pass --epochs N with N > {done}.")
+        return done
+
+
+def append_history(path, epoch, logs):
+    """Record `logs` for `epoch` (1-based) in the JSON list at `path`,
+    dropping records of later epochs that a resumed run is redoing."""
+    path = Path(path)
+    history = json.loads(path.read_text()) if path.exists() else []
+    history = [h for h in history if h["epoch"] < epoch]
+    history.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+    _write_atomically(path, json.dumps(history, indent=1))
+
+
+def _write_atomically(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial.write_text(text)
+    partial.replace(path)

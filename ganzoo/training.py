@@ -1,0 +1,312 @@
+"""`ganzoo.train`: everything `ganzoo train` does, from Python.
+
+    run = ganzoo.train("dcgan", epochs=75, out="runs/dcgan")
+    run.history[-1]["fid"], run.export_path
+    run.evaluate(metrics=["fid", "kid"])
+
+The run folder (`ganzoo.runs`) is checked first, so an existing run is never
+overwritten by accident; a killed run continues with the same call; the
+entry's own callbacks (evaluation, schedules) come from the model's
+`training_callbacks` hook; the NaN stop, sample grids, TensorBoard, history,
+model file and checkpoint follow in one fixed order; the SavedModel is
+exported at the end.
+"""
+
+import hashlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from ganzoo import callbacks as callbacks_lib
+from ganzoo import distribute, loading, registry, runs
+from ganzoo.metrics.evaluation import evaluate as evaluate_generator
+
+IN_MEMORY = "in-memory tf.data.Dataset"
+
+
+class Run:
+    """A run folder and what training it produced.
+
+    Attributes:
+        path: the run folder.
+        model: the trained model (loaded from `model.keras` on first use
+            when the `Run` comes from `open_run`).
+        history: one dict per completed epoch (losses, in-training metrics),
+            across resumed sessions.
+        export_path: the SavedModel version folder, or None before the end.
+        settings, status, epochs: as `run.json` records them.
+    """
+
+    def __init__(self, path, model=None):
+        self.folder = runs.RunFolder(path)
+        self.path = self.folder.path
+        self._model = model
+        self.folder.record()  # fails clearly if `path` is no run
+
+    def __repr__(self):
+        return f"Run({str(self.path)!r}, status={self.status!r}, epochs={len(self.history)}/{self.epochs})"
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = loading.open_model(self.path)
+        return self._model
+
+    @property
+    def history(self):
+        return self.folder.history()
+
+    @property
+    def settings(self):
+        return self.folder.settings()
+
+    @property
+    def status(self):
+        return self.folder.record()["status"]
+
+    @property
+    def epochs(self):
+        return self.folder.record()["epochs"]
+
+    @property
+    def export_path(self):
+        path = self.folder.export_path()
+        return path if (path / "saved_model.pb").exists() else None
+
+    def evaluate(self, dataset=None, **kwargs):
+        """`ganzoo.metrics.evaluate` of the run's model against `dataset`
+        (default: the data it trained on); keyword arguments as there."""
+        dataset = dataset or self.settings["dataset"]
+        if dataset == IN_MEMORY:
+            raise ValueError("This run trained on an in-memory dataset: pass dataset= (a name or a folder).")
+        return evaluate_generator(self.model, dataset, **kwargs)
+
+
+def open_run(path):
+    """An existing run folder as a `Run`."""
+    return Run(path)
+
+
+def train(name_or_model, dataset=None, epochs=None, out=None, resume="auto", strategy=None, callbacks=(), *,
+          force=False, batch_size=None, image_size=None, seed=0, eval_every=None, mixed_precision=False,
+          jit_compile=None, verbose="auto", **overrides):
+    """Train an entry (or a model you built) into a run folder; returns a `Run`.
+
+    Args:
+        name_or_model: a registry name (`ganzoo.list_models()`), or a built
+            and compiled ganzoo model (then `overrides` must be empty).
+        dataset: a dataset name or image folder as `ganzoo.data.load` takes,
+            or a `tf.data.Dataset` (default: the entry's `train:` dataset).
+        epochs: total epochs (default: the entry's).
+        out: the run folder (default `runs/<name>`).
+        resume: "auto" continues an unfinished run with the same settings and
+            refuses a finished one; True also trains a finished run further,
+            up to `epochs`; False refuses any existing run.
+        strategy: a `tf.distribute.Strategy`, a name for
+            `ganzoo.distribute.get_strategy`, or None: the caller's
+            `strategy.scope()` if inside one, else "auto".
+        callbacks: more Keras callbacks; they run after the entry's own
+            (so they see the in-training metrics) and before the run's files
+            are written.
+        force: delete a previous run in `out` (only a folder ganzoo wrote).
+        batch_size, image_size, eval_every: as `ganzoo train`'s flags
+            (default: the entry's `train:` section).
+        seed: seed of weights, noise and shuffling.
+        mixed_precision: mixed_float16 on GPU, mixed_bfloat16 on CPU and TPU.
+        jit_compile: XLA on or off (default: the entry's).
+        verbose: `fit`'s progress bar setting.
+        **overrides: model options as `ganzoo.load` takes them.
+    """
+    return start(name_or_model, dataset, epochs, out, resume, strategy, callbacks, force=force,
+                 batch_size=batch_size, image_size=image_size, seed=seed, eval_every=eval_every,
+                 mixed_precision=mixed_precision, jit_compile=jit_compile, verbose=verbose, overrides=overrides)
+
+
+def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", strategy=None, callbacks=(), *,
+          force=False, batch_size=None, image_size=None, seed=0, eval_every=None, mixed_precision=False,
+          jit_compile=None, verbose="auto", overrides=None):
+    """`train` with the model options as one dict, so that an option may
+    share a name with an argument of `train` (`--set seed=3`)."""
+    overrides = dict(overrides or {})
+    model = None if isinstance(name_or_model, str) else name_or_model
+    if model is not None and overrides:
+        raise TypeError(f"Options {sorted(overrides)} go to ganzoo.load; a model you built has its options already.")
+    name = name_or_model if model is None else model.name
+    known = name in registry.list_models()
+    if model is None:
+        registry.resolve_config(name, **overrides)  # an unknown name or option fails before any work
+    options = registry.train_settings(name) if known else dict(registry.TRAIN_KEYS)
+    in_memory = isinstance(dataset, tf.data.Dataset)
+    settings = {
+        "model": name,
+        "dataset": IN_MEMORY if in_memory else (dataset if dataset is not None else options["dataset"]),
+        "batch_size": _positive("batch_size", batch_size if batch_size is not None else options["batch_size"]),
+        "image_size": _positive("image_size", image_size) if image_size is not None else options["image_size"],
+        "seed": seed,
+        "overrides": overrides,
+    }
+    epochs = _positive("epochs", epochs if epochs is not None else options["epochs"])
+    if eval_every is not None and (isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0):
+        raise ValueError(f"eval_every must be 0 (never) or a positive integer, got {eval_every!r}.")
+    # First: MultiWorkerMirroredStrategy must exist before any other TF op.
+    strategy = _strategy(strategy)
+    if jit_compile and strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
+        raise ValueError(
+            "XLA (--jit) with several CPU replicas fails: XLA cannot use variables placed on another logical "
+            "device. Drop it, or use one device (--strategy default)."
+        )
+    previous_policy = keras.mixed_precision.global_policy()
+    if mixed_precision:
+        if model is not None:
+            raise ValueError("mixed_precision=True sets the policy a model is built under: build your model "
+                             "after keras.mixed_precision.set_global_policy(...) instead.")
+        keras.mixed_precision.set_global_policy(distribute.mixed_precision_policy())
+        settings["precision"] = keras.mixed_precision.global_policy().name
+    try:
+        return _train(name, model, dataset, epochs, out, resume, force, strategy, callbacks, settings, options,
+                      eval_every, jit_compile, verbose)
+    finally:  # the policy is process-wide; leave it as it was
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_callbacks, settings, options,
+           eval_every, jit_compile, verbose):
+    folder = runs.RunFolder(out if out is not None else Path("runs") / name)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        done = folder.prepare(settings, epochs, resume=resume, force=force)
+        files = folder
+    else:  # writes nothing in the run: its copies go to a folder deleted at the end
+        done = 0 if force else folder.epochs_done()
+        files = runs.RunFolder(tempfile.mkdtemp(prefix="ganzoo-worker-"))
+    keras.utils.set_random_seed(settings["seed"])
+    cls = type(model) if model is not None else registry.model_class(name)
+    dataset_name = None if settings["dataset"] == IN_MEMORY else settings["dataset"]
+    with strategy.scope():
+        if dataset_name is None:
+            train_data = dataset
+        else:
+            shape = tuple(model.data_shape if model is not None else
+                          settings["overrides"].get("data_shape", registry.model_config(name)["model"]["data_shape"]))
+            image = len(shape) == 3
+            train_data = cls.training_data(
+                dataset_name, settings["batch_size"], image_size=settings["image_size"] or (shape[0] if image else None),
+                channels=shape[-1] if image else None, seed=settings["seed"], options=options,
+            )
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # In-memory datasets have no files to split between workers.
+            shard = tf.data.Options()
+            shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            train_data = train_data.with_options(shard)
+        if model is None:
+            data_shape = tuple(_first_spec(train_data.element_spec).shape[1:])
+            model_args = {**cls.options_from_data(dataset_name), **settings["overrides"], "data_shape": data_shape}
+            if jit_compile is not None:
+                model_args["jit_compile"] = jit_compile
+            model = registry.build(name, **model_args)
+        elif jit_compile is not None:
+            model.jit_compile = jit_compile
+    if verbose:
+        print(
+            f"Training {name} on {settings['dataset']} {list(model.data_shape)} for {epochs} epochs "
+            f"(batch {settings['batch_size']}, {strategy.num_replicas_in_sync} replica(s)"
+            + (f", {settings['precision']}" if "precision" in settings else "")
+            + (", XLA" if model.jit_compile else "")
+            + f") -> {folder.path}"
+            + (f", resuming after epoch {done}" if done else "")
+            + ("" if chief else " (a non-chief worker: the chief writes the run)"),
+            flush=True,
+        )
+    if chief:
+        folder.write_record(settings, epochs, "running")
+    # The entry's callbacks read the optimizers' initial state: before the restore.
+    entry_callbacks = model.training_callbacks(dataset_name, epochs, eval_every, options)
+    if done:
+        folder.restore(model)
+    started = time.time()
+    try:
+        model.fit(
+            train_data,
+            epochs=epochs,
+            initial_epoch=done,
+            shuffle=False,
+            verbose=verbose,
+            # The NaN check goes first, so a broken batch stops the run before
+            # anything of its epoch is written; the run's files go last: an
+            # epoch whose checkpoint is recorded has its samples, history and
+            # model file.
+            callbacks=[
+                callbacks_lib.StopOnNonFiniteLoss(backup_dir=folder.checkpoints),
+                callbacks_lib.SampleGrid(files.samples, log_dir=files.logs / "samples",
+                                         dataset=dataset_name if dataset_name is not None else train_data),
+                *entry_callbacks,  # before the loggers, which record what they add to the logs
+                *extra_callbacks,
+                keras.callbacks.TensorBoard(files.logs),
+                RunRecorder(files),
+            ],
+        )
+    except callbacks_lib.NonFiniteLossError:
+        if chief:
+            folder.write_record(settings, epochs, "stopped: non-finite loss")
+        raise
+    finally:
+        if not chief:
+            shutil.rmtree(files.path, ignore_errors=True)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Equal on every worker when they trained in step: an easy check of a cluster.
+        print(f"Worker weights fingerprint: {_fingerprint(model.weights)}", flush=True)
+    if not chief:
+        return None
+    model.export(folder.export_path(), overwrite=True)  # the run's own export, from an unfinished earlier try
+    seconds = round(time.time() - started, 1)
+    folder.write_record(settings, epochs, "finished", seconds=seconds)
+    if verbose:
+        print(f"Done in {seconds:.0f}s. Samples: {folder.samples}; SavedModel: {folder.export_path()}", flush=True)
+    return Run(folder.path, model)
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """At each epoch's end: the history record, model.keras, then the
+    checkpoint that marks the epoch done (`ganzoo.runs.RunFolder`)."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.append_history(epoch + 1, logs)
+        self.folder.save_model(self.model)
+        self.folder.save_checkpoint(self.model, epoch + 1)
+
+
+def _strategy(strategy):
+    if strategy is None:
+        # Inside the caller's `strategy.scope()`, train with that strategy.
+        return tf.distribute.get_strategy() if tf.distribute.has_strategy() else distribute.get_strategy("auto")
+    if isinstance(strategy, str):
+        return distribute.get_strategy(strategy)
+    return strategy
+
+
+def _positive(flag, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{flag} must be a positive integer, got {value!r}.")
+    return value
+
+
+def _first_spec(spec):
+    """The samples' spec in a dataset element: `x`, `(x, ...)` or `{"image": x, ...}`."""
+    while isinstance(spec, (tuple, list, dict)):
+        spec = spec.get("image", next(iter(spec.values()))) if isinstance(spec, dict) else spec[0]
+    return spec
+
+
+def _fingerprint(variables):
+    digest = hashlib.sha256()
+    for variable in variables:
+        digest.update(variable.numpy().tobytes())
+    return digest.hexdigest()[:16]
