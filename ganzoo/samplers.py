@@ -39,15 +39,15 @@ class Sampler:
         conditional sampler a row of `n` (default 8) per class in `labels`
         (default every class). Returns `(PIL image, description)`."""
         if inputs is not None or direction is not None:
-            raise ValueError(f"{self.source} generates from noise: inputs and a direction are for "
-                             "translation models (cyclegan).")
+            raise ValueError(f"{self.source} generates from noise: input images (--input) and a direction "
+                             "(--direction) are for translation models (cyclegan).")
         if self.num_classes:
             classes = check_classes(range(self.num_classes) if labels is None else labels, self.num_classes)
             per_class = n or 8
             image = visualize.class_grid(self.generate, self.latent_dim, classes, per_class, seed)
             return image, f"{per_class} samples of each of the classes {', '.join(map(str, classes))} (a row each)"
         if labels is not None:
-            raise ValueError(f"{self.source} is not a conditional model: it takes no labels.")
+            raise ValueError(f"{self.source} is not a conditional model: it takes no labels (--labels).")
         n = n or 64
         return visualize.picture(self.generate(latent_noise(n, self.latent_dim, seed))), f"{n} samples"
 
@@ -67,7 +67,7 @@ class Translator:
         """`inputs` (default: the first `n`, default 8, held-out digits_style
         test digits of the input domain) before and after `direction`."""
         if labels is not None:
-            raise ValueError(f"{self.source} translates images: it takes input images, not labels.")
+            raise ValueError(f"{self.source} translates images: it takes input images (--input), not labels (--labels).")
         direction = direction or "a2b"
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'a2b' or 'b2a', got {direction!r}.")
@@ -93,11 +93,11 @@ def check_classes(labels, num_classes):
     try:
         classes = [int(label) for label in labels]
     except (TypeError, ValueError):
-        raise ValueError(f"labels must be class numbers such as 0,1,2; got {labels!r}.") from None
+        raise ValueError(f"labels (--labels) must be class numbers such as 0,1,2; got {labels!r}.") from None
     bad = [label for label in classes if not 0 <= label < num_classes]
     if not classes or bad:
         raise ValueError(
-            f"labels must be classes in 0..{num_classes - 1}"
+            f"labels (--labels) must be classes in 0..{num_classes - 1}"
             + (f"; {', '.join(map(str, bad))} out of range." if bad else "; got none.")
         )
     return classes

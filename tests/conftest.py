@@ -16,24 +16,17 @@ import pytest  # noqa: E402
 
 import ganzoo  # noqa: E402
 
-# Tiny variants of every entry: the same code paths, a fraction of the work.
-TINY = {
-    "vanilla": dict(data_shape=(2,), latent_dim=4, network_args={"hidden_units": [16, 16]}),
-    "dcgan": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
-    "wgan": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
-    "wgan_gp": dict(data_shape=(16, 16, 1), latent_dim=8, network_args={"filters": 4}),
-    "cyclegan": dict(data_shape=(16, 16, 3), pool_size=4, network_args={
-        "filters": 4, "residual_blocks": 1, "downsamplings": 1, "discriminator_filters": 4, "discriminator_layers": 2,
-    }),
-    # 8x8: two levels, so the switch over levels traces two branches, not three.
-    "pggan": dict(data_shape=(8, 8, 1), latent_dim=8, network_args={"fmap_base": 32, "fmap_max": 8}),
-    "cgan": dict(data_shape=(16, 16, 1), latent_dim=8, num_classes=3, network_args={"filters": 4, "embedding_dim": 4}),
-}
+from ganzoo import registry  # noqa: E402
+
+
+def tiny_settings(name):
+    """The entry's `tiny:` section: the same code paths, a fraction of the work."""
+    return registry.tiny_overrides(name)
 
 
 def tiny_model(name, **overrides):
     """A small, deterministic (no XLA) instance of a registry entry."""
-    return ganzoo.load(name, **{**TINY[name], "jit_compile": False, "seed": 1, **overrides})
+    return ganzoo.load(name, **{**tiny_settings(name), "jit_compile": False, "seed": 1, **overrides})
 
 
 def batch_for(model, n=8, seed=0):

@@ -46,7 +46,7 @@ def test_bad_pictures_are_clear_errors():
 
 
 def test_import_without_tensorflow_names_the_extra():
-    code = "import sys; sys.modules['tensorflow'] = None; import ganzoo"
+    code = "import sys; sys.modules['tensorflow'] = None; import ganzoo; ganzoo.load('dcgan')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0
     assert "pip install 'ganzoo[cpu]'" in result.stderr and "ganzoo[gpu]" in result.stderr

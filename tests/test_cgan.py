@@ -11,7 +11,7 @@ import ganzoo
 from ganzoo import cli
 from ganzoo.metrics import Sampler, evaluate, features
 
-from conftest import TINY, batch_for, tiny_model
+from conftest import tiny_settings, batch_for, tiny_model
 
 TINY_CGAN_ARGS = ["cgan", "--epochs", "1", "--batch-size", "32", "--image-size", "16",
                   "--set", "network_args.filters=4", "--set", "latent_dim=8", "--set", "jit_compile=false"]
@@ -23,7 +23,7 @@ def labelled(model, n=16, batch=8):
 
 @pytest.mark.parametrize("conditioning", ["concat", "projection"])
 def test_both_conditionings_train_and_take_labels(conditioning):
-    model = tiny_model("cgan", network_args={**TINY["cgan"]["network_args"], "conditioning": conditioning})
+    model = tiny_model("cgan", network_args={**tiny_settings("cgan")["network_args"], "conditioning": conditioning})
     generator_inputs = {t.name: (tuple(t.shape), t.dtype) for t in model.generator.inputs}
     assert generator_inputs == {"z": ((None, 8), "float32"), "labels": ((None,), "int32")}
     assert [tuple(t.shape) for t in model.discriminator.inputs] == [(None, 16, 16, 1), (None,)]

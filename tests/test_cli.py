@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import ganzoo
 from ganzoo import cli
+from ganzoo.runs import RunFolder
 
 TINY_DCGAN = ["dcgan", "--epochs", "1", "--batch-size", "32", "--image-size", "16",
-              "--set", "network_args.filters=4", "--set", "latent_dim=8", "--set", "jit_compile=false"]
+              "--set", "network_args.filters=4", "--set", "latent_dim=8", "--no-jit"]
 
 
 @pytest.fixture(scope="module")
@@ -123,36 +125,71 @@ def test_bad_commands(capsys):
     assert "Radford" in capsys.readouterr().out
 
 
+# The same tiny run through the Python API: ganzoo.train(name, **what TINY_DCGAN says).
+TRAIN_CALL = ("import ganzoo; ganzoo.train('dcgan', epochs={epochs}, out={out!r}, batch_size=32, image_size=16, "
+              "network_args={{'filters': 4}}, latent_dim=8, jit_compile=False)")
+
+
+def _train_command(how, out, epochs):
+    if how == "cli":
+        command = [sys.executable, "-m", "ganzoo.cli", "train", *TINY_DCGAN, "--out", str(out)]
+        command[command.index("--epochs") + 1] = str(epochs)
+        return command
+    return [sys.executable, "-c", TRAIN_CALL.format(epochs=epochs, out=str(out))]
+
+
 @pytest.mark.slow
-def test_a_killed_run_resumes_with_the_same_command(tmp_path):
+@pytest.mark.parametrize("how", ["cli", "python"])
+def test_a_killed_run_resumes_with_the_same_command(tmp_path, how):
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "ganzoo.cli", "train", *TINY_DCGAN, "--out", str(out)]
-    command[command.index("--epochs") + 1] = "40"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metadata = out / "checkpoints" / "training_metadata.json"
+    process = subprocess.Popen(_train_command(how, out, 40), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    folder = RunFolder(out)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
-        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2:
-            break
+        try:
+            if folder.epochs_done() >= 2:
+                break
+        except (ValueError, OSError):  # state.json renamed in between: look again
+            pass
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done = json.loads(metadata.read_text())["epoch"]
-    assert 2 <= done < 40 and json.loads((out / "run.json").read_text())["status"] == "running"
-    command[command.index("--epochs") + 1] = str(done + 1)  # finish quickly: same run, one epoch more
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = folder.epochs_done()
+    assert 2 <= done < 40 and folder.record()["status"] == "running"
+    # finish quickly: same run, one epoch more
+    result = subprocess.run(_train_command(how, out, done + 1), env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"stopped after epoch {done}; resuming" in result.stdout
+    assert f"resuming after epoch {done}" in result.stdout
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, done + 2))
     # The grid series, the optimizers' step counters and the noise stream go on.
     assert sorted(p.name for p in (out / "samples").glob("epoch_*.png")) == [
         f"epoch_{e:03d}.png" for e in range(1, done + 2)
     ]
-    model = cli._load_run_model(out)
+    # One checkpoint is kept, and no partial file is left behind.
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [f"epoch-{done + 1}.weights.h5", "state.json"]
+    model = ganzoo.loading.open_model(out)
     steps = 1437 // 32  # full batches of the 1,437 digits of the train split
     assert int(model.g_optimizer.iterations) == int(model.d_optimizer.iterations) == (done + 1) * steps
+
+
+def test_python_and_command_line_write_the_same_run(run_dir, tmp_path):
+    """ganzoo.train with the same settings writes the same files as `ganzoo train`."""
+    run = ganzoo.train("dcgan", epochs=1, out=tmp_path / "py", batch_size=32, image_size=16, eval_every=1,
+                       network_args={"filters": 4}, latent_dim=8, jit_compile=False, verbose=0)
+
+    def files(root):
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if "logs" not in p.parts)
+
+    assert files(run.path) == files(run_dir)
+    assert run.settings == json.loads((run_dir / "run.json").read_text())["settings"]
+    assert run.status == "finished" and run.export_path == run.path / "saved_model" / "1"
+    assert [h["epoch"] for h in run.history] == [1] and run.history[0]["fid"] > 0
+    assert run.model.latent_dim == 8
+    reopened = ganzoo.open_run(run.path)
+    assert reopened.evaluate(n=50, metrics=["fid"])["metrics"]["fid"] > 0
 
 
 def test_set_values_are_yaml_and_exponents_are_numbers():
@@ -163,7 +200,7 @@ def test_set_values_are_yaml_and_exponents_are_numbers():
 
 
 def test_jit_flag_compiles_the_step_and_pggan_refuses_it(tmp_path, capsys):
-    assert cli.main(["train", *TINY_DCGAN[:-2], "--jit", "--strategy", "default", "--out", str(tmp_path / "x"),
+    assert cli.main(["train", *TINY_DCGAN[:-1], "--jit", "--strategy", "default", "--out", str(tmp_path / "x"),
                      "--eval-every", "0"]) == 0
     assert ", XLA)" in capsys.readouterr().out
     assert cli.main(["train", "pggan", "--jit", "--out", str(tmp_path / "p")]) == 2

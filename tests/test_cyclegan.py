@@ -12,12 +12,13 @@ from PIL import Image
 import ganzoo
 from ganzoo import callbacks, cli, data, losses
 from ganzoo.layers import ImageHistoryPool, ReflectionPadding2D
-from ganzoo.metrics.translation import Translator, evaluate_translation, held_out_domains
+from ganzoo.metrics.translation import evaluate_translation
+from ganzoo.samplers import Translator
 
-from conftest import TINY, batch_for, tiny_model
+from conftest import tiny_settings, batch_for, tiny_model
 
 TINY_CYCLEGAN_ARGS = ["cyclegan", "--epochs", "1", "--batch-size", "8", "--image-size", "16"] + [
-    arg for key, value in TINY["cyclegan"]["network_args"].items()
+    arg for key, value in tiny_settings("cyclegan")["network_args"].items()
     for arg in ("--set", f"network_args.{key}={value}")
 ] + ["--set", "pool_size=4", "--set", "jit_compile=false"]
 
@@ -220,7 +221,7 @@ def test_unpaired_tfds_through_mock_data():
 
 # --------------------------------------------------------------- metrics
 def test_translation_metrics_of_the_known_style_and_of_a_label_scrambler(digits_cache):
-    a_test, b_test, _ = held_out_domains(16)
+    a_test, b_test, _ = data.digits_style_test(16)
 
     def known(images, direction):  # the exact style one way, the paired test digits the other
         if direction == "a2b":
@@ -259,7 +260,7 @@ def test_sample_input_folder_and_evaluate(cyclegan_run, tmp_path, capsys):
     assert cli.main(["sample", str(cyclegan_run), "--input", str(tmp_path / "mine"), "--out", str(out)]) == 0
     assert Image.open(out).size == (3 * 66 + 2, 2 * 66 + 2)
     assert cli.main(["sample", str(cyclegan_run), "--labels", "1", "--out", str(tmp_path / "x.png")]) == 2
-    assert "--input, not --labels" in capsys.readouterr().err
+    assert "(--input), not labels (--labels)" in capsys.readouterr().err
     report = tmp_path / "e.json"
     assert cli.main(["evaluate", str(cyclegan_run / "saved_model" / "1"), "--dataset", "digits_style",
                      "--n", "40", "--out", str(report)]) == 0

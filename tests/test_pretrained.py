@@ -32,7 +32,7 @@ def test_publish_writes_a_version_and_metadata(published):
     meta = json.loads((root / "dcgan" / "metadata.json").read_text())
     assert meta["steps"] == 1437 // 32 and meta["epochs"] == 1 and meta["dataset"] == "digits"
     assert meta["command"] == ("ganzoo train dcgan --batch-size 32 --image-size 16 --set network_args.filters=4 "
-                               "--set latent_dim=8 --set jit_compile=false") and meta["note"] == "test"
+                               "--set latent_dim=8") and meta["note"] == "test"
 
 
 def test_pretrained_model_generates_what_the_export_serves(published, monkeypatch):

@@ -4,7 +4,7 @@ import pytest
 import ganzoo
 from ganzoo import registry
 
-from conftest import TINY, tiny_model
+from conftest import tiny_settings, tiny_model
 
 
 def test_list_models():
@@ -17,11 +17,11 @@ def test_list_models():
 @pytest.mark.parametrize("name", ganzoo.list_models())
 def test_every_entry_loads_built_and_compiled(name):
     model = tiny_model(name)
-    assert isinstance(model, ganzoo.GAN) and isinstance(model, keras.Model)
+    assert isinstance(model, ganzoo.AdversarialModel) and isinstance(model, keras.Model)
     assert model.built and model.compiled
     assert model.name == name
-    assert model.latent_dim == TINY[name].get("latent_dim")  # None: cyclegan translates, no noise
-    assert model.data_shape == TINY[name]["data_shape"]
+    assert model.latent_dim == tiny_settings(name).get("latent_dim")  # None: cyclegan translates, no noise
+    assert model.data_shape == tuple(tiny_settings(name)["data_shape"])
     assert model.g_optimizer.built and model.d_optimizer.built
     assert registry.model_config(name)["paper"]
 
@@ -86,7 +86,7 @@ def test_register_model_with_a_yaml(tmp_path):
         assert isinstance(model, Mine) and model.latent_dim == 3
         assert isinstance(model.d_optimizer, keras.optimizers.SGD)
     finally:
-        registry._MODELS.pop("mine_test")
+        registry.unregister_model("mine_test")
 
 
 def test_broken_yaml_names_file_and_line(tmp_path):
@@ -97,4 +97,4 @@ def test_broken_yaml_names_file_and_line(tmp_path):
         with pytest.raises(ValueError, match=r"broken\.yaml:\d+: invalid YAML"):
             ganzoo.load("broken_test")
     finally:
-        registry._MODELS.pop("broken_test")
+        registry.unregister_model("broken_test")

@@ -142,6 +142,14 @@ class AdversarialModel(keras.Model):
             )
         return networks.build(self.network, self.latent_dim, self.data_shape, **extra, **self._network_args)
 
+    def discriminator_loss(self, real, fake, real_logits, fake_logits):
+        """The compiled adversarial loss of a discriminator; add penalties here."""
+        return self._discriminator_loss_fn(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits):
+        """The compiled adversarial loss of a generator."""
+        return self._generator_loss_fn(fake_logits)
+
     def generator_variables(self):
         """What `g_optimizer` updates."""
         raise NotImplementedError
@@ -365,12 +373,6 @@ class GAN(AdversarialModel):
     def discriminate(self, samples, labels=None, training=True):
         """The discriminator's logits for samples (and, if conditional, their labels)."""
         return self.discriminator(samples, training=training)
-
-    def discriminator_loss(self, real, fake, real_logits, fake_logits):
-        return self._discriminator_loss_fn(real_logits, fake_logits)
-
-    def generator_loss(self, fake_logits):
-        return self._generator_loss_fn(fake_logits)
 
     def after_discriminator_update(self):
         """Called after each discriminator update (e.g. to clip weights)."""
