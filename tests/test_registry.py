@@ -98,3 +98,74 @@ def test_broken_yaml_names_file_and_line(tmp_path):
             ganzoo.load("broken_test")
     finally:
         registry.unregister_model("broken_test")
+
+
+def test_lsgan_is_dcgan_with_the_least_squares_loss():
+    lsgan, dcgan = registry.model_config("lsgan"), registry.model_config("dcgan")
+    assert lsgan["compile"]["loss"] == "least_squares" and dcgan["compile"]["loss"] == "non_saturating"
+    assert lsgan["model"] == dcgan["model"] and lsgan["train"] == dcgan["train"]  # inherited
+    assert lsgan["paper"].startswith("Mao et al. 2017") and "extends" not in lsgan
+    model = tiny_model("lsgan")
+    assert type(model).__name__ == "DCGAN" and model.name == "lsgan" and model.gan_loss == "least_squares"
+
+
+def _register(name, config):
+    ganzoo.register_model(name, config=config)(ganzoo.GAN)
+
+
+def test_extends_deep_merges_and_a_new_network_drops_the_old_arguments():
+    _register("child_test", {"extends": "dcgan", "compile": {"g_optimizer": {"learning_rate": 1e-3}}})
+    _register("mlp_child_test", {"extends": "dcgan", "model": {"network": "mlp", "data_shape": [2]}})
+    try:
+        config = registry.model_config("child_test")
+        assert config["compile"]["g_optimizer"] == {"type": "adam", "learning_rate": 1e-3, "beta_1": 0.5}
+        assert config["class"] == "ganzoo.models.dcgan:DCGAN"
+        mlp = registry.model_config("mlp_child_test")
+        assert mlp["model"]["network"] == "mlp" and "network_args" not in mlp["model"]
+    finally:
+        registry.unregister_model("child_test")
+        registry.unregister_model("mlp_child_test")
+
+
+def test_an_extends_loop_is_a_clear_error():
+    _register("loop_a_test", {"extends": "loop_b_test"})
+    _register("loop_b_test", {"extends": "loop_a_test"})
+    try:
+        with pytest.raises(ValueError, match="loop: loop_a_test -> loop_b_test -> loop_a_test"):
+            registry.model_config("loop_a_test")
+    finally:
+        registry.unregister_model("loop_a_test")
+        registry.unregister_model("loop_b_test")
+
+
+@pytest.mark.parametrize("section, key, valid", [
+    ("train", "epoch", "did you mean 'epochs'.*batch_size, dataset, epochs"),
+    ("model", "latent_dims", "did you mean 'latent_dim'.*d_steps"),
+    ("compile", "los", "did you mean 'loss'.*g_optimizer"),
+    ("tiny", "filters", "data_shape"),
+])
+def test_every_section_rejects_unknown_keys(section, key, valid):
+    _register("typo_test", {"extends": "dcgan", section: {key: 1}})
+    try:
+        with pytest.raises(ValueError, match=f"unknown key '{key}' in {section}.*{valid}"):
+            ganzoo.load("typo_test")
+    finally:
+        registry.unregister_model("typo_test")
+
+
+def test_unknown_top_level_keys_and_cyclegan_train_options():
+    _register("top_test", {"extends": "dcgan", "trian": {"epochs": 3}})
+    try:
+        with pytest.raises(ValueError, match="unknown key 'trian' in the top level"):
+            ganzoo.load("top_test")
+    finally:
+        registry.unregister_model("top_test")
+    assert registry.train_settings("cyclegan")["decay_from"] == 0.5  # a train option of its class
+    assert registry.train_settings("vanilla")["image_size"] is None  # a default of every entry
+
+
+def test_every_yaml_names_its_paper_class_and_tiny_settings():
+    for name in ganzoo.list_models():
+        config = registry.model_config(name)
+        assert config["paper"] and config["class"] and config["tiny"]["data_shape"], name
+        registry.validate(name, config, registry.model_class(name))
