@@ -1,0 +1,98 @@
+"""ganzoo.train from Python: a model you built, your strategy, your data, the run folder's rules."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import ganzoo
+from ganzoo import distribute, runs
+
+from conftest import tiny_model, tiny_settings
+
+QUIET = dict(verbose=0, eval_every=0)
+
+
+def test_a_model_you_built_trains_into_a_run(tmp_path):
+    model = tiny_model("vanilla")
+    run = ganzoo.train(model, dataset="ring", epochs=2, out=tmp_path / "run", batch_size=64, **QUIET)
+    assert run.model is model and run.status == "finished" and [h["epoch"] for h in run.history] == [1, 2]
+    assert (run.export_path / "saved_model.pb").exists() and run.settings["model"] == "vanilla"
+    assert (run.path / "samples" / "epoch_002.png").exists()
+    assert runs.RunFolder(run.path).epochs_done() == 2
+    with pytest.raises(TypeError, match="a model you built has its options"):
+        ganzoo.train(model, out=tmp_path / "other", latent_dim=3, **QUIET)
+
+
+def test_train_inside_the_callers_strategy_scope(tmp_path, capsys):
+    strategy = distribute.get_strategy("mirrored")  # the two logical CPUs of conftest
+    with strategy.scope():
+        run = ganzoo.train("vanilla", dataset="ring", epochs=1, out=tmp_path / "run", batch_size=64, verbose=1,
+                           eval_every=0, **tiny_settings("vanilla"))
+    assert "2 replica(s)" in capsys.readouterr().out
+    assert isinstance(run.model.generator.weights[0].value, tf.distribute.DistributedValues)
+
+
+def test_an_in_memory_dataset_and_the_callers_callbacks(tmp_path):
+    import keras
+
+    seen = []
+    points = np.random.default_rng(0).normal(size=(256, 2)).astype("float32")
+    run = ganzoo.train("vanilla", dataset=tf.data.Dataset.from_tensor_slices(points).batch(64), epochs=1,
+                       out=tmp_path / "run", callbacks=[keras.callbacks.LambdaCallback(
+                           on_epoch_end=lambda epoch, logs: seen.append(sorted(logs)))],
+                       **QUIET, **tiny_settings("vanilla"))
+    assert run.settings["dataset"] == "in-memory tf.data.Dataset" and seen == [["d_fake", "d_loss", "d_real", "g_loss"]]
+    with pytest.raises(ValueError, match="pass dataset="):
+        run.evaluate()
+
+
+def test_resume_true_trains_a_finished_run_further(tmp_path):
+    options = dict(dataset="ring", out=tmp_path / "run", batch_size=64, **QUIET, **tiny_settings("vanilla"))
+    first = int(ganzoo.train("vanilla", epochs=1, **options).model.g_optimizer.iterations)
+    with pytest.raises(runs.RunError, match="holds a finished run"):
+        ganzoo.train("vanilla", epochs=2, **options)
+    run = ganzoo.train("vanilla", epochs=2, resume=True, **options)
+    assert [h["epoch"] for h in run.history] == [1, 2]
+    assert int(run.model.g_optimizer.iterations) == 2 * first  # restored, then one more epoch
+    with pytest.raises(runs.RunError, match="holds a run"):
+        ganzoo.train("vanilla", epochs=3, resume=False, **options)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(epochs=0), "epochs must be a positive integer, got 0"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+    (dict(image_size=-16), "image_size must be a positive integer"),
+    (dict(eval_every=-1), "eval_every must be 0"),
+    (dict(resume="yes"), "resume must be 'auto', True or False"),
+])
+def test_bad_arguments_fail_before_any_work(tmp_path, bad, message):
+    with pytest.raises(ValueError, match=message):
+        ganzoo.train("vanilla", **{"out": tmp_path / "run", "verbose": 0, **bad})
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_force_deletes_only_a_ganzoo_run(tmp_path):
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(runs.RunError, match="not a ganzoo run.*will not write into or delete it"):
+        ganzoo.train("vanilla", dataset="ring", epochs=1, out=mine, force=True, **QUIET)
+    assert (mine / "notes.txt").read_text() == "mine"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(runs.RunError, match="is a file"):
+        ganzoo.train("vanilla", dataset="ring", epochs=1, out=tmp_path / "file", **QUIET)
+
+
+def test_a_checkpoint_survives_a_kill_between_its_writes(tmp_path):
+    """The state file names a complete checkpoint at every moment: a partial
+    weights file (a kill during the write) is never what a resume loads."""
+    folder = runs.RunFolder(tmp_path / "run")
+    model = tiny_model("vanilla")
+    folder.save_checkpoint(model, 1)
+    before = [w.numpy().copy() for w in model.generator.weights]
+    (folder.checkpoints / "partial-1.weights.h5").write_bytes(b"\x89HDF")  # what a kill mid-write leaves
+    (folder.checkpoints / "epoch-2.weights.h5").write_bytes(b"truncated")  # renamed, state not yet updated
+    for w in model.generator.weights:
+        w.assign(w.numpy() + 1.0)
+    assert folder.restore(model) == 1
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.generator.weights))
