@@ -112,6 +112,10 @@ class RunFolder:
     def _state(self):
         path = self.checkpoints / STATE_FILE
         if not path.exists():
+            if (self.checkpoints / "latest.weights.h5").exists():
+                raise RunError(f"{self.path} holds an unfinished run of an older ganzoo (Keras BackupAndRestore "
+                               "files), which this version cannot resume. Finish it with that version, or pass "
+                               "--force to start over.")
             return None
         state = json.loads(path.read_text())
         if not (self.checkpoints / state["weights"]).exists():
