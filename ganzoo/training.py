@@ -177,50 +177,23 @@ def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_cal
            eval_every, jit_compile, verbose):
     folder = runs.RunFolder(out if out is not None else Path("runs") / name)
     chief = distribute.is_chief(strategy)
-    if chief:
-        done = folder.prepare(settings, epochs, resume=resume, force=force)
-        files = folder
-    else:  # writes nothing in the run: its copies go to a folder deleted at the end
-        done = 0 if force else folder.epochs_done()
-        files = runs.RunFolder(tempfile.mkdtemp(prefix="ganzoo-worker-"))
+    done, files = _claim(folder, chief, settings, epochs, resume, force)
     keras.utils.set_random_seed(settings["seed"])
-    cls = type(model) if model is not None else registry.model_class(name)
     dataset_name = None if settings["dataset"] == IN_MEMORY else settings["dataset"]
     with strategy.scope():
-        if dataset_name is None:
-            train_data = dataset
-        else:
-            shape = tuple(model.data_shape if model is not None else
-                          settings["overrides"].get("data_shape", registry.model_config(name)["model"]["data_shape"]))
-            image = len(shape) == 3
-            train_data = cls.training_data(
-                dataset_name, settings["batch_size"], image_size=settings["image_size"] or (shape[0] if image else None),
-                channels=shape[-1] if image else None, seed=settings["seed"], options=options,
-            )
+        cls = type(model) if model is not None else registry.model_class(name)
+        train_data = dataset if dataset_name is None else _training_data(cls, name, model, settings, options)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             # In-memory datasets have no files to split between workers.
             shard = tf.data.Options()
             shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
             train_data = train_data.with_options(shard)
         if model is None:
-            data_shape = tuple(_first_spec(train_data.element_spec).shape[1:])
-            model_args = {**cls.options_from_data(dataset_name), **settings["overrides"], "data_shape": data_shape}
-            if jit_compile is not None:
-                model_args["jit_compile"] = jit_compile
-            model = registry.build(name, **model_args)
+            model = _build_model(cls, name, train_data, dataset_name, settings, jit_compile)
         elif jit_compile is not None:
             model.jit_compile = jit_compile
     if verbose:
-        print(
-            f"Training {name} on {settings['dataset']} {list(model.data_shape)} for {epochs} epochs "
-            f"(batch {settings['batch_size']}, {strategy.num_replicas_in_sync} replica(s)"
-            + (f", {settings['precision']}" if "precision" in settings else "")
-            + (", XLA" if model.jit_compile else "")
-            + f") -> {folder.path}"
-            + (f", resuming after epoch {done}" if done else "")
-            + ("" if chief else " (a non-chief worker: the chief writes the run)"),
-            flush=True,
-        )
+        print(_announcement(name, model, settings, epochs, strategy, folder, done, chief), flush=True)
     if chief:
         folder.write_record(settings, epochs, "running")
     # The entry's callbacks read the optimizers' initial state: before the restore.
@@ -267,6 +240,47 @@ def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_cal
     if verbose:
         print(f"Done in {seconds:.0f}s. Samples: {folder.samples}; SavedModel: {folder.export_path()}", flush=True)
     return Run(folder.path, model)
+
+
+def _claim(folder, chief, settings, epochs, resume, force):
+    """`(epochs done, the folder this process writes)`: the run itself on the
+    chief; on another worker a scratch folder deleted at the end (it runs the
+    same callbacks, whose reads of synchronised variables are collective)."""
+    if chief:
+        return folder.prepare(settings, epochs, resume=resume, force=force), folder
+    return (0 if force else folder.epochs_done()), runs.RunFolder(tempfile.mkdtemp(prefix="ganzoo-worker-"))
+
+
+def _training_data(cls, name, model, settings, options):
+    """The entry's pipeline for the run's dataset, shaped as the model or its YAML says."""
+    shape = tuple(model.data_shape if model is not None else
+                  settings["overrides"].get("data_shape", registry.model_config(name)["model"]["data_shape"]))
+    image = len(shape) == 3
+    return cls.training_data(
+        settings["dataset"], settings["batch_size"], image_size=settings["image_size"] or (shape[0] if image else None),
+        channels=shape[-1] if image else None, seed=settings["seed"], options=options,
+    )
+
+
+def _build_model(cls, name, train_data, dataset_name, settings, jit_compile):
+    """The entry built for the data: its sample shape (and, for cgan, its classes)."""
+    data_shape = tuple(_first_spec(train_data.element_spec).shape[1:])
+    model_args = {**cls.options_from_data(dataset_name), **settings["overrides"], "data_shape": data_shape}
+    if jit_compile is not None:
+        model_args["jit_compile"] = jit_compile
+    return registry.build(name, **model_args)
+
+
+def _announcement(name, model, settings, epochs, strategy, folder, done, chief):
+    return (
+        f"Training {name} on {settings['dataset']} {list(model.data_shape)} for {epochs} epochs "
+        f"(batch {settings['batch_size']}, {strategy.num_replicas_in_sync} replica(s)"
+        + (f", {settings['precision']}" if "precision" in settings else "")
+        + (", XLA" if model.jit_compile else "")
+        + f") -> {folder.path}"
+        + (f", resuming after epoch {done}" if done else "")
+        + ("" if chief else " (a non-chief worker: the chief writes the run)")
+    )
 
 
 class RunRecorder(keras.callbacks.Callback):
