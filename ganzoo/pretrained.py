@@ -12,7 +12,7 @@ opening them is `ganzoo.loading`'s job, publishing a run is this module's.
 import json
 from pathlib import Path
 
-from ganzoo import loading, registry, runs
+from ganzoo import __version__, loading, registry, runs
 from ganzoo.export import next_version_path
 from ganzoo.loading import (  # noqa: F401  (the public names of this module)
     pretrained_metadata as metadata,
@@ -36,7 +36,6 @@ def publish(run_dir, root=None, evaluation=None, note=None):
             (default: the run's only `evaluation/*.json`, if one).
         note: free text kept in the metadata.
     """
-    from ganzoo import __version__
 
     folder = runs.RunFolder(run_dir)
     run = folder.record()

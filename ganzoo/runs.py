@@ -21,6 +21,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ganzoo import __version__
+
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
@@ -91,8 +93,6 @@ class RunFolder:
         return self.record()["settings"]
 
     def write_record(self, settings, epochs, status, **extra):
-        from ganzoo import __version__
-
         record = {"settings": settings, "epochs": epochs, "status": status, "ganzoo_version": __version__, **extra}
         _write_atomically(self.path / RUN_FILE, json.dumps(record, indent=2))
 

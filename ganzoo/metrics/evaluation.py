@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from ganzoo import data
+from ganzoo import __version__, data
 from ganzoo.loading import as_sampler
 from ganzoo.metrics import distances
 from ganzoo.metrics.features import get_extractor
@@ -260,7 +260,6 @@ def evaluate(
         needed to reproduce them (sample counts, split, extractor and its
         weights' hash, image size, seed).
     """
-    from ganzoo import __version__  # the package, whose __init__ imports nothing
     sampler = as_sampler(generator)
     if isinstance(sampler, Translator):
         if dataset not in data.UNPAIRED_DATASETS:
