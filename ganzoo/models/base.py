@@ -395,7 +395,12 @@ class GAN(AdversarialModel):
 
     def generator_step(self, batch_size, labels=None):
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminate(self.fake_samples(batch_size, labels), labels)
+            fake = self.fake_samples(batch_size, labels)
+            # D runs in training mode, as in the discriminator step, but the
+            # state it would update (batch-norm statistics) is dropped: the
+            # discriminator changes only in its own step.
+            with keras.StatelessScope():
+                fake_logits = self.discriminate(fake, labels)
             loss = self.generator_loss(fake_logits)
             scaled_loss = self.replica_scaled(loss)
         self._apply(self.g_optimizer, tape, scaled_loss, self.generator_variables())
