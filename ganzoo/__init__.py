@@ -28,6 +28,7 @@ _LAZY = {
     "GAN": ("ganzoo.models.base", "GAN"),
     "Run": ("ganzoo.training", "Run"),
     "load": ("ganzoo.loading", "load"),
+    "load_model": ("ganzoo.loading", "load_model"),
     "train": ("ganzoo.training", "train"),
     "open_run": ("ganzoo.training", "open_run"),
     "list_models": ("ganzoo.registry", "list_models"),
@@ -38,6 +39,7 @@ _LAZY = {
     )},
 }
 _LIGHT = ("ganzoo.registry", "ganzoo.runs")  # need no TensorFlow
+_MODULES = {name for name, (_, attribute) in _LAZY.items() if attribute is None}
 
 __all__ = sorted(_LAZY)
 
@@ -48,9 +50,14 @@ def __getattr__(name):
     module_name, attribute = _LAZY[name]
     if module_name not in _LIGHT:
         _require_tensorflow()
-        importlib.import_module("ganzoo.models")  # registers the model classes and networks
     module = importlib.import_module(module_name)
     value = module if attribute is None else getattr(module, attribute)
+    if name not in _MODULES and module_name not in _LIGHT:
+        # A user's first `ganzoo.load`, `ganzoo.GAN`, ...: register every
+        # entry's class, so `keras.models.load_model` reads ganzoo's .keras
+        # files. Not for submodules, which ganzoo's own modules import while
+        # others are half-initialised.
+        importlib.import_module("ganzoo.registry").import_all()
     globals()[name] = value
     return value
 

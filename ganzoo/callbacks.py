@@ -102,7 +102,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         evaluation.check_metrics(self.metric_names, self._extractor, self.dataset, self.model.num_classes)
         batches = evaluation.real_batches(self.dataset, shape, self.n, self.split, self.batch_size, self.seed)
         self._real = evaluation.extract(
-            self._extractor, batches, self.n, "real", progress=False, keep_samples="swd" in self.metric_names
+            self._extractor, batches, self.n, "real", progress=False, keep_samples=any(name in evaluation.SAMPLE_METRICS for name in self.metric_names)
         )
         self._sampler = loading.as_sampler(self.model)
 

@@ -7,7 +7,6 @@ TensorFlow is imported by the commands that need it, so `ganzoo --help` and
 """
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -135,7 +134,11 @@ def _parser():
 # ---------------------------------------------------------------- list
 def cmd_list(args):
     for name in registry.list_models():
-        config = registry.model_config(name)
+        try:
+            config = registry.model_config(name)
+        except (ValueError, OSError) as error:  # a broken plugin: say so, and list the others
+            print(f"{name:10s} (cannot be used: {error})")
+            continue
         print(f"{name:10s} {config.get('description', '')}\n{'':10s} {config.get('paper', '')}")
 
 
@@ -190,7 +193,7 @@ def cmd_sample(args):
     from ganzoo import loading
 
     path = loading.resolve_source(args.source)
-    if os.fspath(path) != args.source:
+    if path != Path(args.source):
         print(f"Using the pretrained {args.source} in {path}", flush=True)
     sampler = loading.open_sampler(path)
     labels = _parse_labels(args.labels) if args.labels else None
@@ -239,7 +242,7 @@ def cmd_evaluate(args):
 
     sampler = loading.open_sampler(source)
     features = args.features or sampler.default_features(dataset)
-    stem = f"{Path(str(dataset)).name}-{Path(str(features)).stem}.json"
+    stem = Path(str(dataset)).name + (f"-{Path(str(features)).stem}" if features else "") + ".json"
     out = Path(args.out) if args.out else (
         runs.RunFolder(source).evaluation / stem if is_run else Path(f"evaluation-{stem}")
     )
@@ -256,8 +259,7 @@ def cmd_evaluate(args):
     print(f"\n{source} against {dataset}{split}: {counts}")
     for key, value in result["metrics"].items():
         print(f"  {key:24s} {value:.4f}" if isinstance(value, float) else f"  {key:24s} {value}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    runs.write_json(out, result)
     print(f"Wrote {out}")
 
 

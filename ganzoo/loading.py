@@ -47,15 +47,24 @@ def load(name, pretrained=False, **overrides):
 
 def open_model(run_dir):
     """The model of a run folder (its model.keras: config, weights, optimizers)."""
-    import keras
-
     folder = runs.RunFolder(run_dir)
     if not folder.model_file.exists():
         raise FileNotFoundError(
             f"{run_dir} is not a run folder with a trained model (no {runs.MODEL_FILE}). Train one with `ganzoo train`."
         )
+    return load_model(folder.model_file)
+
+
+def load_model(path):
+    """`keras.models.load_model` of a ganzoo `.keras` file (or a run folder's),
+    with every entry's class registered first."""
+    import keras
+
+    path = Path(path)
+    if path.is_dir():
+        return open_model(path)
     registry.import_all()  # the classes that model.keras names
-    return keras.models.load_model(folder.model_file)
+    return keras.models.load_model(path)
 
 
 def open_sampler(source):

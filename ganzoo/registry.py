@@ -25,6 +25,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -92,7 +93,11 @@ def model_class(name):
     """The class that implements `name` (imported now if it was not)."""
     config = _resolved(name, ())
     if name in _plugins() and name not in _REGISTERED:
-        loaded = _plugins()[name].load()  # importing the module registers its class
+        try:
+            loaded = _plugins()[name].load()  # importing the module registers its class
+        except Exception as error:  # a plugin's own import error, whatever it is
+            raise ValueError(f"The plugin entry {name!r} ({_plugins()[name].value}) fails to import: "
+                             f"{type(error).__name__}: {error}") from error
         if name not in _REGISTERED and isinstance(loaded, type):
             register_model(name, config=_raw_path(name))(loaded)
     if name in _REGISTERED:
@@ -109,9 +114,16 @@ def model_class(name):
 
 
 def import_all():
-    """Import every entry's class, so `keras.models.load_model` finds them in `.keras` files."""
+    """Import every entry's class, so `keras.models.load_model` finds them in
+    `.keras` files. A broken plugin is skipped with a warning: it must not
+    stop the other entries from loading."""
     for name in list_models():
-        model_class(name)
+        try:
+            model_class(name)
+        except (ValueError, ImportError, OSError) as error:
+            if name not in _plugins():
+                raise
+            warnings.warn(f"ganzoo: skipping the plugin entry {name!r}: {error}", stacklevel=2)
 
 
 def train_settings(name):
@@ -319,9 +331,17 @@ def _module_dir(cls):
 
 
 def _spec_dir(module_name):
-    spec = importlib.util.find_spec(module_name)
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except ImportError as error:  # a parent package is missing or fails to import
+        spec, reason = None, str(error)
+    else:
+        reason = "no such module"
     if spec is None or not spec.origin:
-        raise ValueError(f"The ganzoo plugin module {module_name!r} cannot be found.")
+        raise ValueError(
+            f"The ganzoo plugin module {module_name!r} cannot be found ({reason}): reinstall the package that "
+            "declares it in the 'ganzoo.models' entry-point group, or uninstall it."
+        )
     return Path(spec.origin).resolve().parent
 
 

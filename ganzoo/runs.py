@@ -28,6 +28,7 @@ MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.json"
+LEGACY_WEIGHTS = "latest.weights.h5"  # where ganzoo 0.1's BackupAndRestore kept a finished run's state
 SAMPLES = "samples"
 LOGS = "logs"
 EVALUATION = "evaluation"
@@ -110,43 +111,78 @@ class RunFolder:
         return state["epoch"] if state else 0
 
     def _state(self):
+        """`{"epoch", "weights"}` of the last complete checkpoint, or None."""
         path = self.checkpoints / STATE_FILE
-        if not path.exists():
-            if (self.checkpoints / "latest.weights.h5").exists():
-                raise RunError(f"{self.path} holds an unfinished run of an older ganzoo (Keras BackupAndRestore "
-                               "files), which this version cannot resume. Finish it with that version, or pass "
-                               "--force to start over.")
-            return None
-        state = json.loads(path.read_text())
-        if not (self.checkpoints / state["weights"]).exists():
-            raise RunError(f"{path} names {state['weights']}, which is missing. Start over with --force.")
-        return state
+        if path.exists():
+            return json.loads(path.read_text())
+        if (self.checkpoints / LEGACY_WEIGHTS).exists():
+            # A run of ganzoo 0.1 (Keras' BackupAndRestore): its weights file is
+            # ours to read; the epoch it holds is known only for a finished run.
+            record = self.record()
+            if record["status"] == "finished":
+                return {"epoch": record["epochs"], "weights": LEGACY_WEIGHTS}
+            raise RunError(f"{self.path} holds an unfinished run of an older ganzoo (Keras BackupAndRestore "
+                           "files), which this version cannot resume. Finish it with that version, or start "
+                           "over (--force; force=True in ganzoo.train).")
+        return None
 
     def save_checkpoint(self, model, epoch):
         """Weights and optimizer state after `epoch` (1-based), then the state
-        file that points to them, then the removal of older checkpoints."""
+        file that points to them, then the removal of older checkpoints and of
+        what an earlier kill left half-written."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epoch}.weights.h5"
         partial = self.checkpoints / f"partial-{os.getpid()}.weights.h5"
         model.save_weights(partial)
         partial.replace(self.checkpoints / name)
         _write_atomically(self.checkpoints / STATE_FILE, json.dumps({"epoch": epoch, "weights": name}))
-        for old in self.checkpoints.glob("epoch-*.weights.h5"):
-            if old.name != name:
+        for old in (*self.checkpoints.glob("epoch-*.weights.h5"), self.checkpoints / LEGACY_WEIGHTS):
+            if old.name != name and old.exists():
                 old.unlink()
+        self.remove_partial_files()
+
+    def remove_partial_files(self):
+        """The temporary files of writes a kill interrupted (only ganzoo's own names)."""
+        for folder in (self.path, self.checkpoints):
+            for pattern in ("partial-*.weights.h5", "partial-*.keras", f".*{PARTIAL}*"):
+                for leftover in folder.glob(pattern):
+                    if leftover.is_file():
+                        leftover.unlink()
 
     def restore(self, model):
         """Load the last checkpoint into `model`; returns its epoch (0: none)."""
         state = self._state()
-        if state:
-            model.load_weights(self.checkpoints / state["weights"])
-        return state["epoch"] if state else 0
+        if not state:
+            return 0
+        path = self.checkpoints / state["weights"]
+        if not path.exists():
+            raise RunError(f"{self.checkpoints / STATE_FILE} names {state['weights']}, which is missing. If another "
+                           "process is training this run, wait for it; if the file was deleted, start over "
+                           "(--force; force=True in ganzoo.train).")
+        try:
+            model.load_weights(path)
+        except ValueError as error:
+            raise RunError(f"The checkpoint {path} does not fit this model ({error}); was the run trained with "
+                           "other options? Choose another --out (out=), or start over with --force.") from None
+        return state["epoch"]
 
     def save_model(self, model):
         """The whole model (config, weights, optimizers) as model.keras."""
         partial = self.path / f"partial-{os.getpid()}.keras"
         model.save(partial)
         partial.replace(self.model_file)
+
+    def _delete_run(self):
+        """Everything in the run, run.json last: a kill midway leaves a folder
+        that is still a run, which --force can delete again."""
+        for child in self.path.iterdir():
+            if child.name == RUN_FILE:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        (self.path / RUN_FILE).unlink()
 
     # --------------------------------------------------------- starting
     def prepare(self, settings, epochs, resume="auto", force=False):
@@ -161,14 +197,14 @@ class RunFolder:
         if resume not in ("auto", True, False):
             raise RunError(f"resume must be 'auto', True or False, got {resume!r}.")
         if self.path.exists() and not self.path.is_dir():
-            raise RunError(f"{self.path} is a file, not a folder: choose another --out.")
+            raise RunError(f"{self.path} is a file, not a folder: choose another --out (out=).")
         if self.path.exists() and any(self.path.iterdir()) and not is_run(self.path):
             raise RunError(
                 f"{self.path} exists and is not a ganzoo run (no {RUN_FILE}); ganzoo will not write into "
-                "or delete it. Choose another --out."
+                "or delete it. Choose another --out (out=)."
             )
         if force and is_run(self.path):
-            shutil.rmtree(self.path)
+            self._delete_run()
         if not self.path.exists() or not any(self.path.iterdir()):
             self.path.mkdir(parents=True, exist_ok=True)
             return 0
@@ -178,21 +214,33 @@ class RunFolder:
             changed = [k for k in sorted({*wanted, *record["settings"]}) if record["settings"].get(k) != wanted.get(k)]
             raise RunError(
                 f"{self.path} holds a run with other settings ({', '.join(changed)} differ: "
-                f"{ {k: record['settings'].get(k) for k in changed} }). Choose another --out, or pass "
-                "--force to delete it and start over."
+                f"{ {k: record['settings'].get(k) for k in changed} }). Choose another --out (out=), or pass "
+                "--force (force=True) to delete it and start over."
             )
         done = self.epochs_done()
+        self.remove_partial_files()
         if resume is False:
-            raise RunError(f"{self.path} holds a run ({done} epochs). Choose another --out, or pass --force.")
+            raise RunError(f"{self.path} holds a run ({done} epochs). Choose another --out (out=), or pass --force "
+                           "(force=True) to start over.")
         if record["status"] == "finished":
             if resume != True:  # noqa: E712  ("auto" is truthy)
                 raise RunError(
-                    f"{self.path} holds a finished run ({done} epochs). Pass --resume --epochs N (N > {done}) "
-                    "to train it further, --out for a new run, or --force to start over."
+                    f"{self.path} holds a finished run ({done} epochs). Pass --resume --epochs N (resume=True, "
+                    f"epochs=N; N > {done}) to train it further, --out (out=) for a new run, or --force "
+                    "(force=True) to start over."
                 )
             if epochs <= done:
-                raise RunError(f"{self.path} is already trained for {done} epochs; pass --epochs N with N > {done}.")
+                raise RunError(f"{self.path} is already trained for {done} epochs; pass --epochs N (epochs=N) "
+                               f"with N > {done}.")
         return done
+
+
+PARTIAL = ".partial-"
+
+
+def write_json(path, value):
+    """`value` as indented JSON at `path`, written atomically."""
+    _write_atomically(Path(path), json.dumps(value, indent=2))
 
 
 def append_history(path, epoch, logs):
@@ -207,6 +255,6 @@ def append_history(path, epoch, logs):
 
 def _write_atomically(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial = path.with_name(f".{path.name}{PARTIAL}{os.getpid()}")
     partial.write_text(text)
     partial.replace(path)

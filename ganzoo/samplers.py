@@ -61,7 +61,7 @@ class Translator:
     source: str = "in-memory model"
 
     def default_features(self, dataset):
-        return "domain_classifiers"  # the digits_style classifiers of ganzoo.metrics.translation
+        return None  # translation metrics use digits_style's own classifiers
 
     def picture(self, n=None, seed=0, labels=None, inputs=None, direction=None):
         """`inputs` (default: the first `n`, default 8, held-out digits_style

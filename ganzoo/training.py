@@ -13,6 +13,8 @@ exported at the end.
 """
 
 import hashlib
+import json
+import os
 import shutil
 import tempfile
 import time
@@ -120,6 +122,10 @@ def train(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
         jit_compile: XLA on or off (default: the entry's).
         verbose: `fit`'s progress bar setting.
         **overrides: model options as `ganzoo.load` takes them.
+
+    Returns:
+        The `Run`; None on a non-chief worker of a multi-worker cluster,
+        which writes nothing of the run.
     """
     return start(name_or_model, dataset, epochs, out, resume, strategy, callbacks, force=force,
                  batch_size=batch_size, image_size=image_size, seed=seed, eval_every=eval_every,
@@ -141,6 +147,8 @@ def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
         registry.resolve_config(name, **overrides)  # an unknown name or option fails before any work
     options = registry.train_settings(name) if known else dict(registry.TRAIN_KEYS)
     in_memory = isinstance(dataset, tf.data.Dataset)
+    if isinstance(dataset, os.PathLike):
+        dataset = os.fspath(dataset)
     settings = {
         "model": name,
         "dataset": IN_MEMORY if in_memory else (dataset if dataset is not None else options["dataset"]),
@@ -149,6 +157,13 @@ def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
         "seed": seed,
         "overrides": overrides,
     }
+    if model is not None:
+        # What the entry's name and overrides say for a model from ganzoo.load:
+        # a resume must rebuild the same model.
+        settings["model_config"] = json.loads(json.dumps(model.get_config(), default=str))
+        if jit_compile is not None:
+            raise ValueError("jit_compile= applies to a model ganzoo builds; compile your model with "
+                             "jit_compile=... instead.")
     epochs = _positive("epochs", epochs if epochs is not None else options["epochs"])
     if eval_every is not None and (isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0):
         raise ValueError(f"eval_every must be 0 (never) or a positive integer, got {eval_every!r}.")
@@ -190,16 +205,14 @@ def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_cal
             train_data = train_data.with_options(shard)
         if model is None:
             model = _build_model(cls, name, train_data, dataset_name, settings, jit_compile)
-        elif jit_compile is not None:
-            model.jit_compile = jit_compile
     if verbose:
         print(_announcement(name, model, settings, epochs, strategy, folder, done, chief), flush=True)
-    if chief:
-        folder.write_record(settings, epochs, "running")
     # The entry's callbacks read the optimizers' initial state: before the restore.
     entry_callbacks = model.training_callbacks(dataset_name, epochs, eval_every, options)
     if done:
         folder.restore(model)
+    if chief:
+        folder.write_record(settings, epochs, "running")
     started = time.time()
     try:
         model.fit(

@@ -99,3 +99,19 @@ def test_a_plugin_is_listed_without_importing_it(plugin_path, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(plugin_path)}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_broken_plugin_is_named_and_the_others_still_work(tmp_path):
+    info = tmp_path / "gone-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gone\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[ganzoo.models]\ngonegan = gone_pkg.models\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "ganzoo.cli", "list"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == ""
+    assert "gonegan    (cannot be used: The ganzoo plugin module 'gone_pkg.models' cannot be found" in result.stdout
+    assert "Radford" in result.stdout
+    code = ("import warnings, ganzoo.registry as r; warnings.simplefilter('error'); "
+            "r.import_all()")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "skipping the plugin entry 'gonegan'" in result.stderr

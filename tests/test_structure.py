@@ -1,9 +1,12 @@
 """The package's shape: no import cycles, a command line that needs no TensorFlow."""
 
 import ast
+import concurrent.futures
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import ganzoo
 
@@ -102,3 +105,18 @@ def test_list_into_a_closed_pipe_prints_no_traceback():
     command = f"{sys.executable} -m ganzoo.cli list | head -1"
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
     assert result.stdout.startswith("cgan") and result.stderr == ""
+
+
+@pytest.mark.slow
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """Import cycles that only run time shows (lazy attributes, import order):
+    each module must import on its own, first."""
+    names = sorted(import_graph())
+
+    def first_import(name):
+        result = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True)
+        return name, result.returncode, result.stderr[-1500:]
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        failed = [(name, error) for name, code, error in pool.map(first_import, names) if code]
+    assert failed == []

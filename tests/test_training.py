@@ -68,7 +68,7 @@ def test_resume_true_trains_a_finished_run_further(tmp_path):
 def test_bad_arguments_fail_before_any_work(tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
         ganzoo.train("vanilla", **{"out": tmp_path / "run", "verbose": 0, **bad})
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()
 
 
 def test_force_deletes_only_a_ganzoo_run(tmp_path):
@@ -83,16 +83,66 @@ def test_force_deletes_only_a_ganzoo_run(tmp_path):
         ganzoo.train("vanilla", dataset="ring", epochs=1, out=tmp_path / "file", **QUIET)
 
 
-def test_a_checkpoint_survives_a_kill_between_its_writes(tmp_path):
-    """The state file names a complete checkpoint at every moment: a partial
-    weights file (a kill during the write) is never what a resume loads."""
+class Killed(BaseException):
+    """What the process would see of SIGKILL: nothing after this point runs."""
+
+
+def _weights(model):
+    return [w.numpy().copy() for w in model.weights]
+
+
+@pytest.mark.parametrize("where", ["weights", "state"])
+def test_a_kill_during_a_checkpoint_leaves_the_previous_one(tmp_path, monkeypatch, where):
+    """Killed while the weights are written, or after they are renamed and
+    before state.json points to them: the resume loads the last complete epoch."""
     folder = runs.RunFolder(tmp_path / "run")
     model = tiny_model("vanilla")
     folder.save_checkpoint(model, 1)
-    before = [w.numpy().copy() for w in model.generator.weights]
-    (folder.checkpoints / "partial-1.weights.h5").write_bytes(b"\x89HDF")  # what a kill mid-write leaves
-    (folder.checkpoints / "epoch-2.weights.h5").write_bytes(b"truncated")  # renamed, state not yet updated
+    good = _weights(model)
     for w in model.generator.weights:
         w.assign(w.numpy() + 1.0)
-    assert folder.restore(model) == 1
-    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.generator.weights))
+    if where == "weights":
+        def save_weights(path):
+            open(path, "wb").write(b"\x89HDF\r\n")  # the first bytes of an h5 file, then the kill
+            raise Killed
+        monkeypatch.setattr(model, "save_weights", save_weights)
+    else:
+        original = runs._write_atomically
+
+        def write(path, text):
+            if path.name == runs.STATE_FILE:
+                raise Killed
+            original(path, text)
+        monkeypatch.setattr(runs, "_write_atomically", write)
+    with pytest.raises(Killed):
+        folder.save_checkpoint(model, 2)
+    monkeypatch.undo()
+    assert folder.epochs_done() == 1
+    fresh = tiny_model("vanilla")
+    assert folder.restore(fresh) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(good, _weights(fresh)))
+    folder.save_checkpoint(fresh, 2)  # the next checkpoint clears what the kill left
+    assert sorted(p.name for p in folder.checkpoints.iterdir()) == ["epoch-2.weights.h5", "state.json"]
+
+
+def test_a_finished_run_of_ganzoo_0_1_trains_further(tmp_path):
+    options = dict(dataset="ring", out=tmp_path / "run", batch_size=64, **QUIET, **tiny_settings("vanilla"))
+    run = ganzoo.train("vanilla", epochs=1, **options)
+    # ganzoo 0.1 kept a finished run's state in BackupAndRestore's latest.weights.h5.
+    (run.path / "checkpoints" / "epoch-1.weights.h5").rename(run.path / "checkpoints" / "latest.weights.h5")
+    (run.path / "checkpoints" / "state.json").unlink()
+    assert runs.RunFolder(run.path).epochs_done() == 1
+    again = ganzoo.train("vanilla", epochs=2, resume=True, **options)
+    assert [h["epoch"] for h in again.history] == [1, 2]
+    assert sorted(p.name for p in (run.path / "checkpoints").iterdir()) == ["epoch-2.weights.h5", "state.json"]
+
+
+def test_a_resume_rebuilds_the_model_you_built(tmp_path):
+    options = dict(dataset="ring", out=tmp_path / "run", batch_size=64, **QUIET)
+    ganzoo.train(tiny_model("vanilla", latent_dim=3), epochs=1, **options)
+    with pytest.raises(runs.RunError, match="other settings.*model_config"):
+        ganzoo.train("vanilla", epochs=2, resume=True, **options, **tiny_settings("vanilla"))
+    run = ganzoo.train(tiny_model("vanilla", latent_dim=3), epochs=2, resume=True, **options)
+    assert [h["epoch"] for h in run.history] == [1, 2]
+    with pytest.raises(ValueError, match="compile your model with jit_compile"):
+        ganzoo.train(tiny_model("pggan"), out=tmp_path / "pg", jit_compile=True, **QUIET)
