@@ -1,6 +1,5 @@
 """Keras callbacks for GAN training."""
 
-import json
 import os
 from pathlib import Path
 

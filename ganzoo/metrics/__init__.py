@@ -35,7 +35,7 @@ from ganzoo.metrics.features import (
     train_classifier,
 )
 from ganzoo.metrics.mixtures import mode_coverage
-from ganzoo.metrics import translation  # noqa: E402  (cyclegan: label preservation, style and cycle error)
+from ganzoo.metrics import translation  # noqa: F401  (cyclegan: label preservation, style and cycle error)
 from ganzoo.metrics.translation import evaluate_translation
 from ganzoo.samplers import Sampler, Translator
 
