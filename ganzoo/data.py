@@ -16,6 +16,7 @@ streams for image-to-image translation: `digits_style` (offline), TFDS
 """
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import tensorflow as tf
 OFFLINE_DATASETS = ("digits", "ring", "grid")
 UNPAIRED_DATASETS = ("digits_style",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+MAX_IMAGE_SIZE = 4096  # the side of a training image; larger is a typo or a machine's memory
 
 # The 2D mixtures of the GAN literature (Metz et al. 2017, Gulrajani et al. 2017).
 MIXTURES = {
@@ -52,6 +54,7 @@ def load(
     num_examples=None,
     data_dir=None,
     drop_remainder=True,
+    skip_corrupt=False,
 ):
     """A batched, shuffled, prefetched `tf.data.Dataset`.
 
@@ -71,7 +74,12 @@ def load(
         data_dir: TFDS data folder (default: TFDS's, `~/tensorflow_datasets`).
         drop_remainder: drop the last partial batch, so every step sees
             `batch_size` samples (keeps replicas evenly split).
+        skip_corrupt: image folders: skip unreadable files with a warning
+            instead of failing with their names.
     """
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
+                                   or not 1 <= image_size <= MAX_IMAGE_SIZE):
+        raise ValueError(f"image_size must be an integer from 1 to {MAX_IMAGE_SIZE}, got {image_size!r}.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if channels not in (None, 1, 3):
@@ -85,7 +93,10 @@ def load(
         images, labels = digits_arrays(split)
         ds = tf.data.Dataset.from_tensor_slices((images, labels))
     elif Path(os.fspath(name)).is_dir():
-        ds = _folder(Path(name), with_labels)
+        ds = _folder(Path(name), with_labels, image_size, channels, skip_corrupt)
+    elif _looks_like_a_path(name):
+        raise FileNotFoundError(f"{name} is not a folder: give a folder of images that exists, or a dataset name "
+                                f"({', '.join(OFFLINE_DATASETS)}, or a TFDS name such as mnist).")
     else:
         ds = _tfds(name, split, data_dir, with_labels)
     if num_examples:
@@ -196,44 +207,94 @@ def _prepare_image(image, image_size, channels):
     return tf.clip_by_value(image * 2.0 - 1.0, -1.0, 1.0)
 
 
-def _folder(path, with_labels):
-    files = [p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise ValueError(
-            f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {path}."
-        )
-    if with_labels and not _class_folders(path):
+def _folder(path, with_labels, image_size=None, channels=None, skip_corrupt=False):
+    """`(image, label)` of every image under `path`, decoded with PIL at
+    `image_size` (without one, at the most common size of the files, which
+    is said). Large files are decoded at a reduced scale where the format
+    allows (JPEG) and shrunk one at a time, so a huge file costs its own
+    decode, never the whole folder at full size. A file PIL cannot read is
+    an error that names it, or, with `skip_corrupt`, skipped with a warning."""
+    import warnings
+    from collections import Counter
+
+    from PIL import Image, UnidentifiedImageError
+
+    classes = _class_folders(path) if with_labels else []
+    if with_labels and not classes:
         raise ValueError(
             f"{path} has no sub-folders, so its images have no labels. Put each class's "
             "images in its own sub-folder (e.g. cats/, dogs/), or use with_labels=False."
         )
-    import keras
-
-    # Keras' loader reads, decodes and labels by sub-folder; batch and resize
-    # ourselves so that image_size=None keeps the native size.
-    ds = keras.utils.image_dataset_from_directory(
-        os.fspath(path),
-        labels="inferred" if with_labels else None,
-        batch_size=None,
-        shuffle=False,
-        image_size=_first_image_size(files[0]),
-        verbose=False,
+    roots = [path / name for name in classes] if with_labels else [path]
+    files = [(f, label) for label, root in enumerate(roots) for f in sorted(root.rglob("*"))
+             if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
+    if not files:
+        raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {path}.")
+    headers, bad = [], []
+    for file, label in files:  # headers only: sizes and modes, no pixels yet
+        try:
+            with Image.open(file) as image:
+                headers.append((file, label, image.size, image.mode))
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            bad.append((file, error))
+    if bad and not skip_corrupt:
+        listed = "; ".join(f"{f}: {type(e).__name__}" for f, e in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise ValueError(f"{len(bad)} of {len(files)} files under {path} are not readable images ({listed}). "
+                         "Remove or replace them, or skip them with skip_corrupt=True.")
+    if image_size is None:
+        (width, height), count = Counter(size for _, _, size, _ in headers).most_common(1)[0]
+        if count < len(headers):
+            print(f"{path}: images of {len(set(h[2] for h in headers))} sizes; resizing all to the most "
+                  f"common, {width}x{height} ({count} of {len(headers)} files). Set image_size to choose.",
+                  flush=True)
+    else:
+        width = height = image_size
+    if channels is None:
+        channels = 1 if all(mode in ("1", "L", "I", "I;16", "F") for _, _, _, mode in headers) else 3
+    pixels, labels = [], []
+    for file, label, _, _ in headers:
+        try:
+            pixels.append(_decoded(file, width, height, channels))
+            labels.append(label)
+        except (OSError, ValueError, SyntaxError) as error:  # truncated data shows only on decoding
+            if not skip_corrupt:
+                raise ValueError(f"{file} cannot be decoded ({error}). Remove or replace it, or skip it "
+                                 "with skip_corrupt=True.") from None
+            bad.append((file, error))
+    if bad:
+        warnings.warn(f"Skipped {len(bad)} unreadable file(s) under {path}, e.g. {bad[0][0]}.", stacklevel=3)
+    if not pixels:
+        raise ValueError(f"None of the {len(files)} files under {path} is a readable image.")
+    images = np.stack(pixels)
+    return tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, "int32"))).map(
+        lambda image, label: (tf.cast(image, tf.float32) / 255.0, label)
     )
-    if not with_labels:
-        ds = ds.map(lambda image: (image, tf.constant(0, tf.int32)))
-    return ds.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, tf.cast(label, tf.int32)))
+
+
+def _decoded(file, width, height, channels):
+    """One file as uint8 `[height, width, channels]`, never decoded larger than it must be."""
+    from PIL import Image
+
+    with Image.open(file) as image:
+        image.draft("RGB" if channels == 3 else "L", (width, height))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
+        image = image.convert("RGB" if channels == 3 else "L")
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        array = np.asarray(image, "uint8")
+    return array[..., None] if channels == 1 else array
+
+
+_TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[a-z0-9_.]+)?(:[0-9.*]+)?$")
+
+
+def _looks_like_a_path(name):
+    """Not a TFDS name (`mnist`, `cycle_gan/horse2zebra`, `mnist:3.*.*`): a folder that is not there."""
+    return not _TFDS_NAME.match(os.fspath(name))
 
 
 def _class_folders(path):
     """The sub-folders: Keras numbers the classes in this (sorted) order."""
     return sorted(d.name for d in path.iterdir() if d.is_dir())
-
-
-def _first_image_size(path):
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return image.height, image.width
 
 
 def _tfds(name, split, data_dir, with_labels):
@@ -365,7 +426,7 @@ def load_unpaired(
     else:
         if with_labels:
             raise ValueError("with_labels=True is for digits_style, whose digits carry labels.")
-        domains = _unpaired_sources(a, b, split, data_dir)
+        domains = _unpaired_sources(a, b, split, data_dir, image_size)
         flip = True if flip is None else flip
     training = split == "train"
     sizes = [int(d.cardinality()) for d in domains]
@@ -402,7 +463,7 @@ def _augment(image, image_size, jitter, flip):
     return image
 
 
-def _unpaired_sources(a, b, split, data_dir):
+def _unpaired_sources(a, b, split, data_dir, image_size=None):
     """The two domains' `(image, label)` datasets, images in [0, 1]."""
     if b is not None:
         folders = [Path(os.fspath(a)), Path(os.fspath(b))]
@@ -427,4 +488,4 @@ def _unpaired_sources(a, b, split, data_dir):
             raise ValueError(f"{folder} is not a folder of images.")
     if folders[0].resolve() == folders[1].resolve():
         raise ValueError(f"Domains A and B are the same folder ({folders[0]}): give two different domains.")
-    return [_folder(folder, with_labels=False) for folder in folders]
+    return [_folder(folder, with_labels=False, image_size=image_size) for folder in folders]

@@ -127,3 +127,65 @@ def test_digits_splits_are_disjoint_and_stratified():
     assert sum(row.tobytes() in train_rows for row in test) < 5  # the data set has a few duplicate images
     with pytest.raises(ValueError, match="train, test, all"):
         ganzoo.data.load("digits", split="validation")
+
+
+def _square(path, size, value, mode="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, (size, size), value).save(path)
+
+
+def _images(ds):
+    return np.concatenate(list(ds.as_numpy_iterator()))
+
+
+def test_a_folder_of_mixed_sizes_is_resized_to_the_asked_size(tmp_path):
+    _square(tmp_path / "a_tiny.png", 4, 255)  # listed first: it must not set the size of the others
+    for i in range(3):
+        _square(tmp_path / f"b{i}.png", 64, 255)
+    images = _images(ganzoo.data.load(str(tmp_path), image_size=32, batch_size=4, shuffle=False))
+    assert images.shape == (4, 32, 32, 1) and np.allclose(images, 1.0, atol=1e-3)
+
+
+def test_without_a_size_the_most_common_one_is_chosen_and_said(tmp_path, capsys):
+    _square(tmp_path / "a_tiny.png", 4, 0)
+    for i in range(3):
+        _square(tmp_path / f"b{i}.png", 16, 255, mode="RGB")
+    images = _images(ganzoo.data.load(str(tmp_path), batch_size=4, shuffle=False))
+    assert images.shape == (4, 16, 16, 3)  # the common size; RGB because one file is
+    assert "resizing all to the most common, 16x16 (3 of 4 files)" in capsys.readouterr().out
+
+
+def test_a_huge_image_first_is_shrunk_on_its_own(tmp_path):
+    _square(tmp_path / "a_huge.jpg", 6000, (255, 255, 255), mode="RGB")  # JPEG: decoded at 1/8 scale
+    _square(tmp_path / "b_small.png", 32, 0)
+    images = _images(ganzoo.data.load(str(tmp_path), image_size=32, batch_size=2, shuffle=False, channels=1))
+    assert images.shape == (2, 32, 32, 1)
+    assert images[0].min() > 0.95 and images[1].max() < -0.95
+
+
+def test_a_corrupt_file_is_named_or_skipped(tmp_path):
+    for i in range(3):
+        _square(tmp_path / f"good{i}.png", 8, 255)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(ValueError, match=r"broken\.png.*skip_corrupt=True"):
+        ganzoo.data.load(str(tmp_path), batch_size=2)
+    with pytest.warns(UserWarning, match=r"Skipped 1 unreadable file.*broken\.png"):
+        ds = ganzoo.data.load(str(tmp_path), batch_size=3, skip_corrupt=True, shuffle=False)
+    assert _images(ds).shape == (3, 8, 8, 1)
+
+
+def test_a_truncated_file_is_named(tmp_path):
+    _square(tmp_path / "good.png", 64, 128)
+    whole = (tmp_path / "good.png").read_bytes()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype="uint8")).save(tmp_path / "cut.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "cut.png").read_bytes()[:200])
+    assert len(whole) > 0
+    with pytest.raises(ValueError, match=r"cut\.png cannot be decoded"):
+        ganzoo.data.load(str(tmp_path), batch_size=1)
+
+
+def test_a_folder_that_does_not_exist_is_not_a_tfds_name(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        ganzoo.data.load(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="image_size must be an integer from 1 to 4096"):
+        ganzoo.data.load("digits", image_size=100_000)
