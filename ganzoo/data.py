@@ -276,10 +276,14 @@ def _decoded(file, width, height, channels):
     from PIL import Image
 
     with Image.open(file) as image:
-        image.draft("RGB" if channels == 3 else "L", (width, height))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
-        image = image.convert("RGB" if channels == 3 else "L")
-        if image.size != (width, height):
+        mode = "RGB" if channels == 3 else "L"
+        image.draft(mode, (width, height))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
+        if image.mode not in ("L", "RGB"):  # palette, alpha, 16-bit: PIL resizes these poorly
+            image = image.convert(mode)
+        if image.size != (width, height):  # shrink first, then convert: no full-size copy
             image = image.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        if image.mode != mode:
+            image = image.convert(mode)
         array = np.asarray(image, "uint8")
     return array[..., None] if channels == 1 else array
 
