@@ -210,15 +210,18 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         bad = {k: v for k, v in values.items() if not np.isfinite(v)}
         if not bad:
             return
-        fix = ("lower the learning rates (ganzoo train: --set g_optimizer.learning_rate=1e-4 --set "
-               "d_optimizer.learning_rate=1e-4) or drop mixed precision, and start over (--force)")
+        lower = ("--set g_optimizer.learning_rate=1e-4 --set d_optimizer.learning_rate=1e-4 (in Python: "
+                 "g_optimizer={'learning_rate': 1e-4}, d_optimizer={'learning_rate': 1e-4})")
         if self.backup_dir and self._epoch:
             advice = (f" The last good checkpoint (after epoch {self._epoch}) is kept in {self.backup_dir}: the "
-                      f"same command resumes from it, which helps when one rare batch blew up. If it recurs, {fix}.")
+                      "same command resumes from it, which helps when one rare batch blew up. If it recurs, run "
+                      f"it again with lower learning rates, {lower}: a resumed run may change them. Or drop "
+                      "mixed precision and start over (--force).")
         elif self.backup_dir:
-            advice = f" No epoch had finished, so there is no checkpoint: {fix}."
+            advice = (f" No epoch had finished, so there is no checkpoint: run the same command with lower "
+                      f"learning rates, {lower}, or without mixed precision.")
         else:
-            advice = f" To avoid it, {fix}."
+            advice = " To avoid it, lower the learning rates or drop mixed precision."
         raise NonFiniteLossError(
             f"{', '.join(f'{k} became {v}' for k, v in bad.items())} in epoch {self._epoch + 1}, "
             f"batch {batch + 1}; training stopped and nothing of this epoch was saved.{advice}"

@@ -16,6 +16,8 @@ leaves the previous complete copy; a checkpoint is written before
 `state.json` points to it, and the older one is removed only after.
 """
 
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -37,6 +39,11 @@ EXPORT_DIR = "saved_model"  # a run's export: RUN/saved_model/1
 
 class RunError(ValueError):
     """A run folder that cannot be used as asked; the message says what to do."""
+
+
+class DiskFullError(RunError):
+    """No room for the next checkpoint. The last good one is kept: free some
+    space and run the same command again."""
 
 
 def is_run(path):
@@ -133,8 +140,16 @@ class RunFolder:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epoch}.weights.h5"
         partial = self.checkpoints / f"partial-{os.getpid()}.weights.h5"
-        model.save_weights(partial)
-        partial.replace(self.checkpoints / name)
+        # Checked first: h5py on a full disk can fail in ways that leave no file, or crash.
+        check_free_space(self.checkpoints, state_bytes(model))
+        with _disk_errors(partial):
+            try:
+                model.save_weights(partial)
+                _fsync(partial)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            _commit(partial, self.checkpoints / name)
         _write_atomically(self.checkpoints / STATE_FILE, json.dumps({"epoch": epoch, "weights": name}))
         for old in (*self.checkpoints.glob("epoch-*.weights.h5"), self.checkpoints / LEGACY_WEIGHTS):
             if old.name != name and old.exists():
@@ -169,8 +184,26 @@ class RunFolder:
     def save_model(self, model):
         """The whole model (config, weights, optimizers) as model.keras."""
         partial = self.path / f"partial-{os.getpid()}.keras"
-        model.save(partial)
-        partial.replace(self.model_file)
+        check_free_space(self.path, state_bytes(model))
+        with _disk_errors(partial):
+            try:
+                model.save(partial)
+                _fsync(partial)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            _commit(partial, self.model_file)
+
+    def _check_writable(self):
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise RunError(f"{self.path} is not writable: choose an --out (out=) you can write to.")
+        probe = self.path / f".ganzoo-probe-{os.getpid()}"
+        try:  # os.access trusts permissions; read-only mounts and /proc say otherwise only on a write
+            probe.write_text("")
+            probe.unlink()
+        except OSError as error:
+            raise RunError(f"Cannot write into {self.path}: {error.strerror or error}. Choose an --out (out=) "
+                           "you can write to.") from None
 
     def _delete_run(self):
         """Everything in the run, run.json last: a kill midway leaves a folder
@@ -204,19 +237,34 @@ class RunFolder:
                 "or delete it. Choose another --out (out=)."
             )
         if force and is_run(self.path):
+            here = Path.cwd().resolve()
+            if self.path.resolve() in (here, *here.parents):
+                raise RunError(f"--force would delete {self.path}, which holds the working folder {here}. "
+                               "Run from outside it, or give another --out (out=).")
             self._delete_run()
         if not self.path.exists() or not any(self.path.iterdir()):
-            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise RunError(f"Cannot create the run folder {self.path}: {error.strerror or error}. Choose an "
+                               "--out (out=) in a folder you can write to.") from None
+            self._check_writable()
             return 0
+        self._check_writable()
         record = self.record()
         wanted = json.loads(json.dumps(settings))  # as run.json stores it (tuples become lists)
-        if record["settings"] != wanted:
-            changed = [k for k in sorted({*wanted, *record["settings"]}) if record["settings"].get(k) != wanted.get(k)]
+        before, after = _flat(record["settings"]), _flat(wanted)
+        changed = [k for k in sorted({*before, *after}) if before.get(k, _MISSING) != after.get(k, _MISSING)]
+        if any(key not in RESUMABLE_CHANGES for key in changed):
+            shown = {_option(k): before.get(k) for k in changed}
             raise RunError(
-                f"{self.path} holds a run with other settings ({', '.join(changed)} differ: "
-                f"{ {k: record['settings'].get(k) for k in changed} }). Choose another --out (out=), or pass "
-                "--force (force=True) to delete it and start over."
+                f"{self.path} holds a run with other settings ({', '.join(map(_option, changed))} differ: {shown}). "
+                f"A resumed run may change only {', '.join(sorted(map(_option, RESUMABLE_CHANGES)))} (--set) and "
+                "--eval-every. Choose "
+                "another --out (out=), or pass --force (force=True) to delete it and start over."
             )
+        for key in changed:
+            print(f"{self.path}: continuing with {_option(key)} {before.get(key)} -> {after.get(key)}.", flush=True)
         done = self.epochs_done()
         self.remove_partial_files()
         if resume is False:
@@ -238,6 +286,52 @@ class RunFolder:
 PARTIAL = ".partial-"
 
 
+def state_bytes(model):
+    """About what a checkpoint of `model` takes on disk: its variables and its optimizers' slots, plus headroom."""
+    variables = list(model.variables)
+    for optimizer in (getattr(model, "g_optimizer", None), getattr(model, "d_optimizer", None)):
+        variables += list(getattr(optimizer, "variables", []))
+    raw = sum(int(np_prod(v.shape)) * _itemsize(v.dtype) for v in variables)
+    return int(raw * 1.1) + 2**20
+
+
+def np_prod(shape):
+    total = 1
+    for dim in shape:
+        total *= int(dim)
+    return total
+
+
+def _itemsize(dtype):
+    name = str(getattr(dtype, "name", dtype))
+    return 8 if "64" in name else 2 if "16" in name else 1 if name in ("bool", "int8", "uint8") else 4
+
+
+# What a resumed run may change: they shape no network and no saved state.
+RESUMABLE_CHANGES = frozenset({
+    "overrides.g_optimizer.learning_rate",
+    "overrides.d_optimizer.learning_rate",
+    "overrides.jit_compile",
+})
+_MISSING = object()
+
+
+def _flat(settings, prefix=""):
+    """Nested settings as `{"overrides.g_optimizer.learning_rate": ..., ...}`."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):  # an empty one adds nothing: {} and a missing section are the same
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _option(key):
+    """A settings key as the user sets it: `g_optimizer.learning_rate`, not `overrides.g_optimizer...`."""
+    return key.removeprefix("overrides.")
+
+
 def write_json(path, value):
     """`value` as indented JSON at `path`, written atomically."""
     _write_atomically(Path(path), json.dumps(value, indent=2))
@@ -256,5 +350,52 @@ def append_history(path, epoch, logs):
 def _write_atomically(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}{PARTIAL}{os.getpid()}")
-    partial.write_text(text)
+    with _disk_errors(path):
+        with open(partial, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        _commit(partial, path)
+
+
+def _commit(partial, path):
+    """Rename a complete, synced `partial` over `path`, and sync the folder so the rename survives a power cut."""
     partial.replace(path)
+    try:
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # some filesystems cannot open folders: the rename is still atomic
+        return
+    try:
+        os.fsync(folder)
+    except OSError:
+        pass
+    finally:
+        os.close(folder)
+
+
+def _fsync(path):
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
+
+
+@contextlib.contextmanager
+def _disk_errors(path):
+    """A full disk (or quota) while writing `path`, as `DiskFullError`."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"The disk holding {path.parent} is full ({error.strerror}).") from None
+        raise
+
+
+def check_free_space(folder, needed):
+    """`DiskFullError` if the disk of `folder` has less than `needed` bytes free."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise DiskFullError(f"The disk holding {folder} has {_megabytes(free)} free; the next checkpoint needs "
+                            f"about {_megabytes(needed)}.")
+
+
+def _megabytes(n):
+    return f"{n / 2**20:.1f} MB"

@@ -210,7 +210,9 @@ def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_cal
     # The entry's callbacks read the optimizers' initial state: before the restore.
     entry_callbacks = model.training_callbacks(dataset_name, epochs, eval_every, options)
     if done:
+        rates = _learning_rates(model)
         folder.restore(model)
+        _set_learning_rates(model, rates)  # the rates are settings, not state: a resume may lower them
     if chief:
         folder.write_record(settings, epochs, "running")
     started = time.time()
@@ -239,6 +241,16 @@ def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_cal
         if chief:
             folder.write_record(settings, epochs, "stopped: non-finite loss")
         raise
+    except runs.DiskFullError as error:
+        if chief:
+            try:  # run.json is small, and may still fit
+                folder.write_record(settings, epochs, "stopped: disk full")
+            except OSError:
+                pass
+        raise runs.DiskFullError(
+            f"{error} Training stopped; the last good checkpoint (after epoch {folder.epochs_done()}) is kept. "
+            "Free some space and run the same command again: it resumes from there."
+        ) from None
     finally:
         if not chief:
             shutil.rmtree(files.path, ignore_errors=True)
@@ -308,6 +320,18 @@ class RunRecorder(keras.callbacks.Callback):
         self.folder.append_history(epoch + 1, logs)
         self.folder.save_model(self.model)
         self.folder.save_checkpoint(self.model, epoch + 1)
+
+
+def _learning_rates(model):
+    return [float(keras.ops.convert_to_numpy(opt.learning_rate)) for opt in (model.g_optimizer, model.d_optimizer)]
+
+
+def _set_learning_rates(model, rates):
+    for optimizer, rate in zip((model.g_optimizer, model.d_optimizer), rates):
+        try:
+            optimizer.learning_rate = rate
+        except TypeError:  # a schedule: it computes its own rate from the restored step
+            pass
 
 
 def _strategy(strategy):

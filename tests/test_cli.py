@@ -213,6 +213,16 @@ def test_a_nan_loss_stops_the_run_with_a_clear_message(tmp_path, capsys):
     assert cli.main(["train", "vanilla", "--dataset", "ring", "--epochs", "2", "--out", str(out), "--eval-every", "0",
                      "--set", "d_optimizer.learning_rate=1e30"]) == 2
     error = capsys.readouterr().err
-    assert "became nan in epoch 1, batch 1" in error and "no checkpoint" in error and "--force" in error
+    assert "became nan in epoch 1, batch 1" in error and "no checkpoint" in error
+    assert "--set g_optimizer.learning_rate=1e-4 --set d_optimizer.learning_rate=1e-4" in error
     assert json.loads((out / "run.json").read_text())["status"] == "stopped: non-finite loss"
     assert not (out / "checkpoints").exists() and not (out / "saved_model").exists()
+    # The advice can be followed: the same command with lower rates runs.
+    assert cli.main(["train", "vanilla", "--dataset", "ring", "--epochs", "1", "--out", str(out), "--eval-every", "0",
+                     "--set", "d_optimizer.learning_rate=1e-4", "--set", "network_args.hidden_units=[8]"]) == 2
+    error = capsys.readouterr().err
+    assert "network_args.hidden_units differ" in error and "may change only d_optimizer.learning_rate" in error
+    assert cli.main(["train", "vanilla", "--dataset", "ring", "--epochs", "1", "--out", str(out), "--eval-every", "0",
+                     "--set", "d_optimizer.learning_rate=1e-4"]) == 0
+    assert "continuing with d_optimizer.learning_rate 1e+30 -> 0.0001" in capsys.readouterr().out
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"

@@ -146,3 +146,55 @@ def test_a_resume_rebuilds_the_model_you_built(tmp_path):
     assert [h["epoch"] for h in run.history] == [1, 2]
     with pytest.raises(ValueError, match="compile your model with jit_compile"):
         ganzoo.train(tiny_model("pggan"), out=tmp_path / "pg", jit_compile=True, **QUIET)
+
+
+def test_a_resume_may_lower_the_learning_rates_and_uses_them(tmp_path):
+    options = dict(dataset="ring", out=tmp_path / "run", batch_size=64, **QUIET)
+    tiny = tiny_settings("vanilla")
+    ganzoo.train("vanilla", epochs=1, **options, **tiny)
+    run = ganzoo.train("vanilla", epochs=2, resume=True, g_optimizer={"learning_rate": 1e-5}, **options, **tiny)
+    assert float(run.model.g_optimizer.learning_rate) == pytest.approx(1e-5)  # not the checkpoint's 1e-4
+    assert float(run.model.d_optimizer.learning_rate) == pytest.approx(1e-4)
+    assert run.settings["overrides"]["g_optimizer"] == {"learning_rate": 1e-5}
+    with pytest.raises(runs.RunError, match="latent_dim differ.*may change only d_optimizer.learning_rate"):
+        ganzoo.train("vanilla", epochs=3, resume=True, **options, **{**tiny, "latent_dim": 3})
+
+
+def test_a_full_disk_stops_the_run_and_the_same_call_resumes(tmp_path, monkeypatch):
+    options = dict(dataset="ring", out=tmp_path / "run", batch_size=64, **QUIET, **tiny_settings("vanilla"))
+    ganzoo.train("vanilla", epochs=1, **options)
+    real = runs.shutil.disk_usage
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: real(path)._replace(free=1000))
+    with pytest.raises(runs.DiskFullError, match=r"has 0\.0 MB free; the next checkpoint needs about .* MB.*"
+                                                 r"after epoch 1\) is kept.*same command again"):
+        ganzoo.train("vanilla", epochs=3, resume=True, **options)
+    folder = runs.RunFolder(tmp_path / "run")
+    assert folder.record()["status"] == "stopped: disk full" and folder.epochs_done() == 1
+    monkeypatch.undo()
+    run = ganzoo.train("vanilla", epochs=3, resume=True, **options)
+    assert [h["epoch"] for h in run.history] == [1, 2, 3] and run.status == "finished"
+
+
+def test_a_write_that_fails_with_enospc_is_a_disk_full_error(tmp_path, monkeypatch):
+    import errno
+
+    folder = runs.RunFolder(tmp_path / "run")
+    model = tiny_model("vanilla")
+    folder.save_checkpoint(model, 1)
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(model, "save_weights", full)
+    with pytest.raises(runs.DiskFullError, match="is full"):
+        folder.save_checkpoint(model, 2)
+    assert folder.epochs_done() == 1 and sorted(p.name for p in folder.checkpoints.iterdir()) == [
+        "epoch-1.weights.h5", "state.json"]
+
+
+def test_force_never_deletes_the_working_folder(tmp_path, monkeypatch):
+    options = dict(dataset="ring", batch_size=64, **QUIET, **tiny_settings("vanilla"))
+    ganzoo.train("vanilla", epochs=1, out=tmp_path / "run", **options)
+    monkeypatch.chdir(tmp_path / "run")
+    with pytest.raises(runs.RunError, match="holds the working folder"):
+        ganzoo.train("vanilla", epochs=1, out=".", force=True, **options)
+    assert (tmp_path / "run" / "run.json").exists() and (tmp_path / "run" / "model.keras").exists()
