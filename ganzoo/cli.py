@@ -7,8 +7,10 @@ TensorFlow is imported by the commands that need it, so `ganzoo --help` and
 """
 
 import argparse
+import errno
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from ganzoo import registry, runs
@@ -40,14 +42,54 @@ def _main(argv):
         return 2
     try:
         return args.run(args) or 0
-    except (UsageError, FileExistsError, FileNotFoundError, ValueError, TypeError, RuntimeError) as error:
-        print(f"ganzoo {args.command}: error: {error}", file=sys.stderr)
+    except (UsageError, OSError, ValueError, TypeError, RuntimeError) as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"ganzoo {args.command}: error: {_message(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ganzoo {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - a bug, not a mistake of the user's: say where to look
+        if args.debug:
+            traceback.print_exc()
+        print(f"ganzoo {args.command}: internal error: {type(error).__name__}: {_message(error)}\n"
+              "Run it again with --debug for the traceback, and please report it.", file=sys.stderr)
+        return 1
+
+
+def _message(error):
+    """The error's message, its first lines only (TensorFlow's run to pages)."""
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        text = f"{error.strerror}: {error.filename}"
+    lines = text.splitlines()
+    return "\n".join(lines[:6]) + ("\n..." if len(lines) > 6 else "")
+
+
+MAX_PICTURE = 1024  # samples in one picture of `ganzoo sample`: more is no longer a picture
+
+
+def bounded(low, high, kind=int):
+    """An argparse type: a `kind` number in [low, high], or argparse's usage error naming both."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _parser():
     parser = argparse.ArgumentParser(prog="ganzoo", description="A GAN model zoo for TensorFlow / Keras 3.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = commands.add_parser("list", help="list the registered models")
@@ -56,11 +98,11 @@ def _parser():
     p = commands.add_parser("train", help="train a model; resumes a killed run with the same command")
     p.add_argument("name", help="registry name (see `ganzoo list`)")
     p.add_argument("--dataset", help="digits, ring, grid, a folder of images, or a TFDS name (default: the model's)")
-    p.add_argument("--epochs", type=int, help="total epochs (default: the model's)")
-    p.add_argument("--batch-size", type=int, help="global batch size (default: the model's)")
-    p.add_argument("--image-size", type=int, help="side of the training images (default: the model's)")
+    p.add_argument("--epochs", type=bounded(1, 10**6), help="total epochs (default: the model's)")
+    p.add_argument("--batch-size", type=bounded(1, 65536), help="global batch size (default: the model's)")
+    p.add_argument("--image-size", type=bounded(1, 4096), help="side of the training images (default: the model's)")
     p.add_argument("--out", help="run folder (default: runs/NAME)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, noise and shuffling (default 0)")
+    p.add_argument("--seed", type=bounded(0, 2**32 - 1), default=0, help="seed of weights, noise and shuffling (default 0)")
     p.add_argument("--strategy", default="auto",
                    help="auto (several GPUs: mirrored), default, mirrored, multiworker (TF_CONFIG) or tpu")
     p.add_argument("--mixed-precision", action="store_true",
@@ -69,7 +111,7 @@ def _parser():
                    help="compile the training step with XLA (default: the model's jit_compile)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model option, e.g. --set latent_dim=64 (repeatable; values are YAML)")
-    p.add_argument("--eval-every", type=int, metavar="N",
+    p.add_argument("--eval-every", type=bounded(0, 10**6), metavar="N",
                    help="score the generator every N epochs into history.json and TensorBoard (0: never; "
                         "default: the model's, on digits and the 2D mixtures)")
     p.add_argument("--resume", action="store_true", help="continue a finished run up to --epochs")
@@ -79,7 +121,7 @@ def _parser():
     p = commands.add_parser("sample", help="write a grid of samples from a run or a SavedModel")
     p.add_argument("source", help="a run folder, a SavedModel folder, or a model name for its shipped "
                                   "pretrained export (saved_models/NAME)")
-    p.add_argument("--n", type=int, help="number of samples (default 64); for a conditional model, "
+    p.add_argument("--n", type=bounded(1, MAX_PICTURE), help="number of samples (default 64, at most 1024); for a conditional model, "
                                          "samples per class (default 8)")
     p.add_argument("--labels", help="conditional models: comma-separated classes, one row each "
                                     "(default: every class)")
@@ -87,7 +129,7 @@ def _parser():
                                    "(default: held-out digits_style test digits)")
     p.add_argument("--direction", choices=("a2b", "b2a"),
                    help="translation models: a2b (G) or b2a (F) (default a2b)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--seed", type=bounded(0, 2**32 - 1), default=0, help="noise seed (default 0)")
     p.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(run=cmd_sample)
@@ -97,13 +139,13 @@ def _parser():
     p.add_argument("--dataset", help="real data: digits, ring, grid, a folder or a TFDS name (default: the run's)")
     p.add_argument("--metrics", help="comma-separated metric names, e.g. fid,kid,swd (default: all that apply; "
                                       "an unknown name lists the choices)")
-    p.add_argument("--n", type=int, help="generated samples (default 10000; 2500 on ring and grid)")
+    p.add_argument("--n", type=bounded(2, 10**7), help="generated samples (default 10000; 2500 on ring and grid)")
     p.add_argument("--split", default="test", help="split of the real data (default test: images the GAN never saw)")
     p.add_argument("--features", help="digits, inception, raw or a .keras model (default: digits on digits, "
                                       "raw for vectors, inception otherwise)")
     p.add_argument("--weights", help="InceptionV3 weights file (default: the Keras cache, ~/.keras/models)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise and of KID's subsets (default 0)")
-    p.add_argument("--batch-size", type=int, default=250, help="batch of feature extraction (default 250)")
+    p.add_argument("--seed", type=bounded(0, 2**32 - 1), default=0, help="seed of the noise and of KID's subsets (default 0)")
+    p.add_argument("--batch-size", type=bounded(2, 65536), default=250, help="batch of feature extraction (default 250)")
     p.add_argument("--out", help="JSON file (default: RUN/evaluation/DATASET-FEATURES.json, or "
                                  "evaluation-DATASET-FEATURES.json for a SavedModel)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -124,9 +166,9 @@ def _parser():
     p = commands.add_parser("serve", help="serve SavedModels with TF Serving's REST API")
     p.add_argument("base_dir", help="a folder of models in TF Serving's layout: BASE/NAME/VERSION/")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's REST port)")
-    p.add_argument("--max-batch", type=int, default=1024, help="largest batch a request may ask for (default 1024)")
-    p.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body in MB (default 16)")
+    p.add_argument("--port", type=bounded(0, 65535), default=8501, help="port (default 8501, TF Serving's REST port)")
+    p.add_argument("--max-batch", type=bounded(1, 2**20), default=1024, help="largest batch a request may ask for (default 1024)")
+    p.add_argument("--max-body-mb", type=bounded(0.001, 4096.0, float), default=16.0, help="largest request body in MB (default 16)")
     p.set_defaults(run=cmd_serve)
     return parser
 
@@ -290,8 +332,17 @@ def cmd_serve(args):
                          f"`ganzoo export RUN --out {args.base_dir}`.")
     from ganzoo import serving
 
-    server = serving.make_server(args.base_dir, host=args.host, port=args.port, max_batch=args.max_batch,
-                                 max_body_bytes=int(args.max_body_mb * 2**20))
+    try:
+        server = serving.make_server(args.base_dir, host=args.host, port=args.port, max_batch=args.max_batch,
+                                     max_body_bytes=int(args.max_body_mb * 2**20))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise UsageError(f"Port {args.port} on {args.host} is in use (another server?): stop it, or choose "
+                             "another --port.") from None
+        if error.errno in (errno.EACCES, errno.EADDRNOTAVAIL):
+            raise UsageError(f"Cannot listen on {args.host}:{args.port} ({error.strerror}): choose another "
+                             "--host or a --port above 1023.") from None
+        raise
     models = ", ".join(server.repository.names()) or "none yet"
     print(f"Serving {args.base_dir} ({models}) at http://{args.host}:{server.server_port}/v1/models/NAME "
           "(Ctrl-C stops)", flush=True)

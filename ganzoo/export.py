@@ -19,17 +19,33 @@ def export_model(model, filepath, overwrite=False, verbose=False):
     An existing non-empty `filepath` is an error unless `overwrite=True`.
     """
     path = Path(filepath)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        if not overwrite:
-            raise FileExistsError(
-                f"{path} already exists. Choose another path (the next version "
-                f"number, e.g. {next_version_path(path.parent.parent, path.parent.name)}) or pass "
-                "overwrite=True (--force on the command line) to replace it."
-            )
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists. Choose another path (the next version "
+            f"number, e.g. {next_version_path(path.parent.parent, path.parent.name)}) or pass "
+            "overwrite=True (--force on the command line) to replace it."
+        )
+    # Written beside the target and renamed into place: a kill leaves either
+    # the old export or the new one, never half of one (TF Serving would load it).
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        _write_archive(model, partial, verbose)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if path.exists():
+        old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+        path.replace(old) if path.is_dir() else path.unlink()
+        partial.replace(path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        partial.replace(path)
+    return path
+
+
+def _write_archive(model, path, verbose):
     archive = keras.export.ExportArchive()
     # No `archive.track(network)`: the endpoints track the variables they use,
     # and tracking the Keras variables as well writes every value twice (a
@@ -40,7 +56,6 @@ def export_model(model, filepath, overwrite=False, verbose=False):
         archive.add_variable_collection(f"weights_{index}", [v.value for v in network.weights])
     for name, (function, input_signature) in model.serving_endpoints().items():
         archive.add_endpoint(name=name, fn=_with_uint8(function), input_signature=input_signature)
-    path.parent.mkdir(parents=True, exist_ok=True)
     archive.write_out(os.fspath(path), verbose=verbose)
     # A small description next to the graph so tools need not parse it.
     (path / "assets").mkdir(exist_ok=True)
@@ -57,7 +72,6 @@ def export_model(model, filepath, overwrite=False, verbose=False):
             indent=2,
         )
     )
-    return path
 
 
 def _with_uint8(function):
@@ -103,7 +117,14 @@ def load_serving(path):
             f"{path} is not a SavedModel (no saved_model.pb). Give the version "
             "folder, e.g. saved_models/dcgan/1, or a run folder."
         )
-    loaded = tf.saved_model.load(os.fspath(path))
+    try:
+        loaded = tf.saved_model.load(os.fspath(path))
+    except Exception as error:  # a corrupt or truncated saved_model.pb or variables file
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} cannot be loaded as a SavedModel ({first}). It may be truncated or corrupt: "
+                         "export it again (ganzoo export RUN --out BASE).") from None
+    if "serving_default" not in loaded.signatures:
+        raise ValueError(f"{path} has no serving_default signature: it is not a ganzoo export.")
     serve = loaded.signatures["serving_default"]
     inputs = serve.structured_input_signature[1]
     info = {}

@@ -64,7 +64,14 @@ def load_model(path):
     if path.is_dir():
         return open_model(path)
     registry.import_all()  # the classes that model.keras names
-    return keras.models.load_model(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist.")
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:  # a zip Keras cannot read: truncated, or not a .keras file
+        raise ValueError(f"{path} cannot be read as a Keras model ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}). It may be truncated (a copy cut "
+                         "short, a full disk): copy it again, or retrain the run.") from None
 
 
 def open_sampler(source):

@@ -166,13 +166,26 @@ def resolve_config(name, **overrides):
             section[key] = value
     if "data_shape" in model_args:
         model_args["data_shape"] = tuple(model_args["data_shape"])
+    for key in ("g_optimizer", "d_optimizer"):
+        spec = config["compile"].get(key)
+        if spec is not None and not isinstance(spec, (str, dict)) and type(spec).__module__.split(".")[0] != "keras":
+            raise ValueError(f"{key} must be an optimizer name such as 'adam' or a mapping such as "
+                             f"{{type: adam, learning_rate: 2.0e-4}}; got {spec!r}.")
     return config
 
 
 def build(name, **overrides):
     """A built and compiled model from the entry's defaults and `overrides`."""
     config = resolve_config(name, **overrides)
-    model = model_class(name)(name=name, **config["model"])
+    try:
+        model = model_class(name)(name=name, **config["model"])
+    except Exception as error:  # TensorFlow's ResourceExhaustedError, or MemoryError: the networks do not fit
+        if type(error).__name__ not in ("ResourceExhaustedError", "MemoryError", "OutOfMemoryError"):
+            raise
+        raise ValueError(
+            f"Building {name!r} ran out of memory ({type(error).__name__}): its networks do not fit this machine. "
+            "Make them smaller: latent_dim, data_shape (--image-size) or network_args (e.g. filters)."
+        ) from None
     compile_args = dict(config["compile"])
     model.compile(
         g_optimizer=make_optimizer(compile_args.pop("g_optimizer", "adam")),

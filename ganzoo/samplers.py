@@ -17,6 +17,7 @@ from ganzoo import visualize
 from ganzoo.arrays import latent_noise
 
 DIRECTIONS = ("a2b", "b2a")
+MAX_PICTURE = 1024  # samples in one picture: beyond it a grid is no longer a picture to look at
 
 
 @dataclass
@@ -41,9 +42,11 @@ class Sampler:
         if inputs is not None or direction is not None:
             raise ValueError(f"{self.source} generates from noise: input images (--input) and a direction "
                              "(--direction) are for translation models (cyclegan).")
+        _check_count(n)
         if self.num_classes:
             classes = check_classes(range(self.num_classes) if labels is None else labels, self.num_classes)
             per_class = n or 8
+            _check_count(per_class * len(classes), f"{per_class} per class x {len(classes)} classes")
             image = visualize.class_grid(self.generate, self.latent_dim, classes, per_class, seed)
             return image, f"{per_class} samples of each of the classes {', '.join(map(str, classes))} (a row each)"
         if labels is not None:
@@ -68,6 +71,7 @@ class Translator:
         test digits of the input domain) before and after `direction`."""
         if labels is not None:
             raise ValueError(f"{self.source} translates images: it takes input images (--input), not labels (--labels).")
+        _check_count(n)
         direction = direction or "a2b"
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'a2b' or 'b2a', got {direction!r}.")
@@ -86,6 +90,12 @@ def default_features(dataset, data_shape):
     if len(data_shape) == 1:
         return "raw"
     return "digits" if dataset == "digits" else "inception"
+
+
+def _check_count(n, what=None):
+    if n is not None and not 1 <= n <= MAX_PICTURE:
+        raise ValueError(f"A picture holds 1 to {MAX_PICTURE} samples (--n), got {what or n}. For more samples, "
+                         "generate them in batches in Python (model.generate(n, batch_size=...)) and save arrays.")
 
 
 def check_classes(labels, num_classes):

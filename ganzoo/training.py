@@ -192,7 +192,19 @@ def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_cal
            eval_every, jit_compile, verbose):
     folder = runs.RunFolder(out if out is not None else Path("runs") / name)
     chief = distribute.is_chief(strategy)
+    new_folder = not folder.path.exists()
     done, files = _claim(folder, chief, settings, epochs, resume, force)
+    try:
+        return _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, extra_callbacks, settings,
+                    options, eval_every, jit_compile, verbose)
+    except BaseException:
+        if new_folder and folder.path.is_dir() and not any(folder.path.iterdir()):
+            folder.path.rmdir()  # a run that failed before writing anything leaves no folder behind
+        raise
+
+
+def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, extra_callbacks, settings, options,
+         eval_every, jit_compile, verbose):
     keras.utils.set_random_seed(settings["seed"])
     dataset_name = None if settings["dataset"] == IN_MEMORY else settings["dataset"]
     with strategy.scope():

@@ -24,6 +24,7 @@ from ganzoo.arrays import in_batches, latent_noise, tree_slice  # noqa: F401  (r
 from ganzoo.samplers import Sampler
 
 serializable = keras.saving.register_keras_serializable(package="ganzoo")
+MAX_LATENT = 65536  # StyleGAN's is 512, BigGAN's 128; a larger one is a typo
 
 
 class AdversarialModel(keras.Model):
@@ -331,10 +332,10 @@ class GAN(AdversarialModel):
     tracked = ("d_loss", "g_loss", "d_real", "d_fake")
 
     def __init__(self, data_shape, latent_dim=100, network=None, network_args=None, d_steps=1, seed=None, **kwargs):
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}.")
-        if isinstance(d_steps, bool) or not isinstance(d_steps, (int, np.integer)) or d_steps < 1:
-            raise ValueError(f"d_steps must be a positive integer, got {d_steps!r}.")
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or not 1 <= latent_dim <= MAX_LATENT:
+            raise ValueError(f"latent_dim must be a positive integer (at most {MAX_LATENT}), got {latent_dim!r}.")
+        if isinstance(d_steps, bool) or not isinstance(d_steps, (int, np.integer)) or not 1 <= d_steps <= 1000:
+            raise ValueError(f"d_steps must be a positive integer (at most 1000), got {d_steps!r}.")
         self.latent_dim = int(latent_dim)  # read by build_networks
         self.d_steps = int(d_steps)
         super().__init__(data_shape, network=network, network_args=network_args, seed=seed, **kwargs)
