@@ -29,7 +29,8 @@ def export_model(model, filepath, overwrite=False, verbose=False):
     # the old export or the new one, never half of one (TF Serving would load it).
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
+    for stale in (*path.parent.glob(f".{path.name}.partial-*"), *path.parent.glob(f".{path.name}.replaced-*")):
+        shutil.rmtree(stale, ignore_errors=True)  # what an earlier, killed export of this version left
     try:
         _write_archive(model, partial, verbose)
     except BaseException:
