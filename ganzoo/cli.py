@@ -42,6 +42,8 @@ def _main(argv):
         return 2
     try:
         return args.run(args) or 0
+    except BrokenPipeError:  # the reader of our output left: `main` handles it
+        raise
     except (UsageError, OSError, ValueError, TypeError, RuntimeError) as error:
         if args.debug:
             traceback.print_exc()
