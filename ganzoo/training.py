@@ -259,9 +259,11 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
                 folder.write_record(settings, epochs, "stopped: disk full")
             except OSError:
                 pass
+        done = folder.epochs_done()
+        kept = f"the last good checkpoint (after epoch {done}) is kept" if done else "no epoch had a checkpoint yet"
         raise runs.DiskFullError(
-            f"{error} Training stopped; the last good checkpoint (after epoch {folder.epochs_done()}) is kept. "
-            "Free some space and run the same command again: it resumes from there."
+            f"{error} Training stopped; {kept}. Free some space and run the same command again: it "
+            + ("resumes from there." if done else "starts the run.")
         ) from None
     finally:
         if not chief:
