@@ -46,7 +46,9 @@ class SampleGrid(keras.callbacks.Callback):
             return
         image, suffix = self.model.preview(self.inputs)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        image.save(self.out_dir / f"epoch_{epoch + 1:03d}{suffix}.png")
+        path = self.out_dir / f"epoch_{epoch + 1:03d}{suffix}.png"
+        with runs.disk_errors(path):
+            image.save(path)
         if self.log_dir:
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(os.fspath(self.log_dir))
@@ -210,11 +212,13 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         bad = {k: v for k, v in values.items() if not np.isfinite(v)}
         if not bad:
             return
-        lower = ("--set g_optimizer.learning_rate=1e-4 --set d_optimizer.learning_rate=1e-4 (in Python: "
-                 "g_optimizer={'learning_rate': 1e-4}, d_optimizer={'learning_rate': 1e-4})")
+        g, d = (f"{float(keras.ops.convert_to_numpy(opt.learning_rate)) / 2:.3g}"
+                for opt in (self.model.g_optimizer, self.model.d_optimizer))
+        lower = (f"half the present ones: --set g_optimizer.learning_rate={g} --set d_optimizer.learning_rate={d} "
+                 f"(in Python: g_optimizer={{'learning_rate': {g}}}, d_optimizer={{'learning_rate': {d}}})")
         if self.backup_dir and self._epoch:
             advice = (f" The last good checkpoint (after epoch {self._epoch}) is kept in {self.backup_dir}: the "
-                      "same command resumes from it, which helps when one rare batch blew up. If it recurs, run "
+                      "same command (without --force) resumes from it, which helps when one rare batch blew up. If it recurs, run "
                       f"it again with lower learning rates, {lower}: a resumed run may change them. Or drop "
                       "mixed precision and start over (--force).")
         elif self.backup_dir:

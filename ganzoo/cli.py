@@ -56,7 +56,7 @@ def _main(argv):
         if args.debug:
             traceback.print_exc()
         print(f"ganzoo {args.command}: internal error: {type(error).__name__}: {_message(error)}\n"
-              "Run it again with --debug for the traceback, and please report it.", file=sys.stderr)
+              f"Run it again as `ganzoo --debug {args.command} ...` for the traceback, and please report it.", file=sys.stderr)
         return 1
 
 
@@ -118,6 +118,8 @@ def _parser():
                         "default: the model's, on digits and the 2D mixtures)")
     p.add_argument("--resume", action="store_true", help="continue a finished run up to --epochs")
     p.add_argument("--force", action="store_true", help="delete an existing run (only a folder ganzoo wrote) and start over")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="image folders: skip files that cannot be read, with a warning (default: name them and stop)")
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("sample", help="write a grid of samples from a run or a SavedModel")
@@ -195,6 +197,7 @@ def cmd_train(args):
         resume=True if args.resume else "auto", strategy=args.strategy, force=args.force,
         batch_size=args.batch_size, image_size=args.image_size, seed=args.seed, eval_every=args.eval_every,
         mixed_precision=args.mixed_precision, jit_compile=args.jit, overrides=_parse_overrides(args.set),
+        skip_corrupt=args.skip_corrupt,
     )
 
 
@@ -218,7 +221,12 @@ def _yaml_value(text):
     would fail far from the command line."""
     import yaml
 
-    value = yaml.safe_load(text)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise UsageError(f"--set value {text!r} is not valid YAML ({problem}); quote it or write it as "
+                         "KEY=VALUE with a number, a word, [a, list] or {key: value}.") from None
     if isinstance(value, str):
         try:
             return float(value)

@@ -235,12 +235,12 @@ def _folder(path, with_labels, image_size=None, channels=None, skip_corrupt=Fals
         try:
             with Image.open(file) as image:
                 headers.append((file, label, image.size, image.mode))
-        except (UnidentifiedImageError, OSError, ValueError) as error:
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
             bad.append((file, error))
     if bad and not skip_corrupt:
         listed = "; ".join(f"{f}: {type(e).__name__}" for f, e in bad[:5]) + (" ..." if len(bad) > 5 else "")
         raise ValueError(f"{len(bad)} of {len(files)} files under {path} are not readable images ({listed}). "
-                         "Remove or replace them, or skip them with skip_corrupt=True.")
+                         "Remove or replace them, or skip them (--skip-corrupt; skip_corrupt=True).")
     if image_size is None:
         (width, height), count = Counter(size for _, _, size, _ in headers).most_common(1)[0]
         if count < len(headers):
@@ -256,10 +256,10 @@ def _folder(path, with_labels, image_size=None, channels=None, skip_corrupt=Fals
         try:
             pixels.append(_decoded(file, width, height, channels))
             labels.append(label)
-        except (OSError, ValueError, SyntaxError) as error:  # truncated data shows only on decoding
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:  # shows only on decoding
             if not skip_corrupt:
                 raise ValueError(f"{file} cannot be decoded ({error}). Remove or replace it, or skip it "
-                                 "with skip_corrupt=True.") from None
+                                 "(--skip-corrupt; skip_corrupt=True).") from None
             bad.append((file, error))
     if bad:
         warnings.warn(f"Skipped {len(bad)} unreadable file(s) under {path}, e.g. {bad[0][0]}.", stacklevel=3)
@@ -278,7 +278,9 @@ def _decoded(file, width, height, channels):
     with Image.open(file) as image:
         mode = "RGB" if channels == 3 else "L"
         image.draft(mode, (width, height))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
-        if image.mode not in ("L", "RGB"):  # palette, alpha, 16-bit: PIL resizes these poorly
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: scaled, where convert("L") would clip at 255
+            image = Image.fromarray((np.asarray(image, "float64") / 257.0).clip(0, 255).round().astype("uint8"))
+        if image.mode not in ("L", "RGB"):  # palette, alpha, CMYK: PIL resizes these poorly
             image = image.convert(mode)
         if image.size != (width, height):  # shrink first, then convert: no full-size copy
             image = image.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
@@ -288,7 +290,7 @@ def _decoded(file, width, height, channels):
     return array[..., None] if channels == 1 else array
 
 
-_TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[a-z0-9_.]+)?(:[0-9.*]+)?$")
+_TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[a-zA-Z0-9_.+-]+)?(:[0-9.*]+)?$")
 
 
 def _looks_like_a_path(name):
@@ -394,6 +396,7 @@ def load_unpaired(
     flip=None,
     data_dir=None,
     with_labels=False,
+    skip_corrupt=False,
 ):
     """Two independent, shuffled image streams zipped into `(a_images, b_images)`.
 
@@ -430,7 +433,7 @@ def load_unpaired(
     else:
         if with_labels:
             raise ValueError("with_labels=True is for digits_style, whose digits carry labels.")
-        domains = _unpaired_sources(a, b, split, data_dir, image_size)
+        domains = _unpaired_sources(a, b, split, data_dir, image_size, skip_corrupt)
         flip = True if flip is None else flip
     training = split == "train"
     sizes = [int(d.cardinality()) for d in domains]
@@ -467,7 +470,7 @@ def _augment(image, image_size, jitter, flip):
     return image
 
 
-def _unpaired_sources(a, b, split, data_dir, image_size=None):
+def _unpaired_sources(a, b, split, data_dir, image_size=None, skip_corrupt=False):
     """The two domains' `(image, label)` datasets, images in [0, 1]."""
     if b is not None:
         folders = [Path(os.fspath(a)), Path(os.fspath(b))]
@@ -492,4 +495,4 @@ def _unpaired_sources(a, b, split, data_dir, image_size=None):
             raise ValueError(f"{folder} is not a folder of images.")
     if folders[0].resolve() == folders[1].resolve():
         raise ValueError(f"Domains A and B are the same folder ({folders[0]}): give two different domains.")
-    return [_folder(folder, with_labels=False, image_size=image_size) for folder in folders]
+    return [_folder(folder, with_labels=False, image_size=image_size, skip_corrupt=skip_corrupt) for folder in folders]

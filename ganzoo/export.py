@@ -1,5 +1,6 @@
 """SavedModel export with named serving signatures for TF Serving."""
 
+import errno
 import json
 import os
 import shutil
@@ -28,22 +29,68 @@ def export_model(model, filepath, overwrite=False, verbose=False):
     # Written beside the target and renamed into place: a kill leaves either
     # the old export or the new one, never half of one (TF Serving would load it).
     path.parent.mkdir(parents=True, exist_ok=True)
+    _recover(path)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    for stale in (*path.parent.glob(f".{path.name}.partial-*"), *path.parent.glob(f".{path.name}.replaced-*")):
-        shutil.rmtree(stale, ignore_errors=True)  # what an earlier, killed export of this version left
+    shutil.rmtree(partial, ignore_errors=True)
     try:
         _write_archive(model, partial, verbose)
-    except BaseException:
+        _sync_tree(partial)
+    except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
+        if "No space left on device" in str(error) and not isinstance(error, OSError):  # TensorFlow's own error
+            raise OSError(errno.ENOSPC, "No space left on device", os.fspath(path)) from None
         raise
     if path.exists():
+        # A directory cannot be renamed over another: move the old one aside
+        # first. A kill between the two renames is undone by `_recover`.
         old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
-        path.replace(old) if path.is_dir() else path.unlink()
+        if path.is_dir():
+            path.replace(old)
+        else:
+            path.unlink()
         partial.replace(path)
         shutil.rmtree(old, ignore_errors=True)
     else:
         partial.replace(path)
+    _sync_dir(path.parent)
+    for stale in path.parent.glob(f".{path.name}.partial-*"):  # what earlier, killed exports left
+        shutil.rmtree(stale, ignore_errors=True)
     return path
+
+
+def _recover(path):
+    """After a kill between moving an old export aside and moving the new one
+    in, the old one is put back, so a version folder is never missing."""
+    if path.exists():
+        for stale in path.parent.glob(f".{path.name}.replaced-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return
+    for aside in sorted(path.parent.glob(f".{path.name}.replaced-*")):
+        if (aside / "saved_model.pb").exists():
+            aside.replace(path)
+            return
+
+
+def _sync_tree(folder):
+    for file in folder.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+    for sub in (folder, *(d for d in folder.rglob("*") if d.is_dir())):
+        _sync_dir(sub)
+
+
+def _sync_dir(folder):
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def _write_archive(model, path, verbose):
@@ -149,7 +196,10 @@ def write_tflite(saved_model_dir, filename="model.tflite"):
     path = Path(saved_model_dir) / filename
     converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir))
     try:
-        path.write_bytes(converter.convert())
+        flat = converter.convert()
+        partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        partial.write_bytes(flat)
+        partial.replace(path)  # a kill leaves no half-written model.tflite
     except Exception as error:  # the converter raises ConverterError with MLIR details
         text = str(error)
         unsupported = next((line.strip() for line in text.splitlines() if "TF Select ops:" in line), "")

@@ -20,6 +20,7 @@ fast, and a class is imported when a model is built.
 
 import copy
 import difflib
+import math
 import fnmatch
 import importlib
 import importlib.util
@@ -235,6 +236,9 @@ def make_optimizer(spec):
     if not isinstance(spec, dict):
         raise ValueError(f"Optimizer settings must be a name such as 'adam' or a mapping with a 'type'; got {spec!r}.")
     spec = dict(spec)
+    rate = spec.get("learning_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf):
+        raise ValueError(f"learning_rate must be a positive number (such as 2.0e-4), got {rate!r}.")
     kind = spec.pop("type", None)
     if kind is None:
         raise ValueError(f"Optimizer settings need a 'type' such as 'adam': got {spec}.")

@@ -47,8 +47,19 @@ class DiskFullError(RunError):
 
 
 def is_run(path):
-    """Whether `path` is a folder written by ganzoo (it has run.json)."""
-    return (Path(path) / RUN_FILE).is_file()
+    """Whether `path` is a folder written by ganzoo: its run.json is ganzoo's
+    (settings, status and the ganzoo version), not another tool's file of that name."""
+    try:
+        record = json.loads((Path(path) / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and isinstance(record.get("settings"), dict) and {
+        "status", "ganzoo_version"} <= set(record)
+
+
+def _only_leftovers(path):
+    """Whether everything in `path` is what a killed or failed ganzoo write left (so it counts as empty)."""
+    return all(child.name.startswith((".ganzoo-probe-", f".{RUN_FILE}{PARTIAL}")) for child in path.iterdir())
 
 
 class RunFolder:
@@ -142,7 +153,7 @@ class RunFolder:
         partial = self.checkpoints / f"partial-{os.getpid()}.weights.h5"
         # Checked first: h5py on a full disk can fail in ways that leave no file, or crash.
         check_free_space(self.checkpoints, state_bytes(model))
-        with _disk_errors(partial):
+        with disk_errors(partial):
             try:
                 model.save_weights(partial)
                 _fsync(partial)
@@ -176,6 +187,9 @@ class RunFolder:
                            "(--force; force=True in ganzoo.train).")
         try:
             model.load_weights(path)
+        except OSError as error:  # h5py: truncated or damaged (ganzoo renames only complete files here)
+            raise RunError(f"The checkpoint {path} cannot be read ({str(error).splitlines()[0]}): it was damaged "
+                           "after ganzoo wrote it. Start over with --force (force=True).") from None
         except ValueError as error:
             raise RunError(f"The checkpoint {path} does not fit this model ({error}); was the run trained with "
                            "other options? Choose another --out (out=), or start over with --force.") from None
@@ -185,7 +199,7 @@ class RunFolder:
         """The whole model (config, weights, optimizers) as model.keras."""
         partial = self.path / f"partial-{os.getpid()}.keras"
         check_free_space(self.path, state_bytes(model))
-        with _disk_errors(partial):
+        with disk_errors(partial):
             try:
                 model.save(partial)
                 _fsync(partial)
@@ -200,10 +214,11 @@ class RunFolder:
         probe = self.path / f".ganzoo-probe-{os.getpid()}"
         try:  # os.access trusts permissions; read-only mounts and /proc say otherwise only on a write
             probe.write_text("")
-            probe.unlink()
         except OSError as error:
+            probe.unlink(missing_ok=True)
             raise RunError(f"Cannot write into {self.path}: {error.strerror or error}. Choose an --out (out=) "
                            "you can write to.") from None
+        probe.unlink()
 
     def _delete_run(self):
         """Everything in the run, run.json last: a kill midway leaves a folder
@@ -231,6 +246,9 @@ class RunFolder:
             raise RunError(f"resume must be 'auto', True or False, got {resume!r}.")
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"{self.path} is a file, not a folder: choose another --out (out=).")
+        if self.path.is_dir() and _only_leftovers(self.path):
+            for leftover in self.path.iterdir():
+                leftover.unlink()
         if self.path.exists() and any(self.path.iterdir()) and not is_run(self.path):
             raise RunError(
                 f"{self.path} exists and is not a ganzoo run (no {RUN_FILE}); ganzoo will not write into "
@@ -350,11 +368,15 @@ def append_history(path, epoch, logs):
 def _write_atomically(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}{PARTIAL}{os.getpid()}")
-    with _disk_errors(path):
-        with open(partial, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
+    with disk_errors(path):
+        try:
+            with open(partial, "w") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         _commit(partial, path)
 
 
@@ -379,13 +401,13 @@ def _fsync(path):
 
 
 @contextlib.contextmanager
-def _disk_errors(path):
+def disk_errors(path):
     """A full disk (or quota) while writing `path`, as `DiskFullError`."""
     try:
         yield
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(f"The disk holding {path.parent} is full ({error.strerror}).") from None
+            raise DiskFullError(f"The disk holding {path.parent} is full ({error.strerror}); free some space.") from None
         raise
 
 

@@ -45,7 +45,10 @@ class Sampler:
         _check_count(n)
         if self.num_classes:
             classes = check_classes(range(self.num_classes) if labels is None else labels, self.num_classes)
-            per_class = n or 8
+            if len(classes) > MAX_PICTURE:
+                raise ValueError(f"{len(classes)} classes make more rows than a picture holds ({MAX_PICTURE} "
+                                 "samples): choose some with --labels.")
+            per_class = n or min(8, MAX_PICTURE // len(classes))
             _check_count(per_class * len(classes), f"{per_class} per class x {len(classes)} classes")
             image = visualize.class_grid(self.generate, self.latent_dim, classes, per_class, seed)
             return image, f"{per_class} samples of each of the classes {', '.join(map(str, classes))} (a row each)"

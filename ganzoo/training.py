@@ -95,7 +95,7 @@ def open_run(path):
 
 def train(name_or_model, dataset=None, epochs=None, out=None, resume="auto", strategy=None, callbacks=(), *,
           force=False, batch_size=None, image_size=None, seed=0, eval_every=None, mixed_precision=False,
-          jit_compile=None, verbose="auto", **overrides):
+          jit_compile=None, verbose="auto", skip_corrupt=False, **overrides):
     """Train an entry (or a model you built) into a run folder; returns a `Run`.
 
     Args:
@@ -121,6 +121,7 @@ def train(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
         mixed_precision: mixed_float16 on GPU, mixed_bfloat16 on CPU and TPU.
         jit_compile: XLA on or off (default: the entry's).
         verbose: `fit`'s progress bar setting.
+        skip_corrupt: image folders: skip unreadable files with a warning.
         **overrides: model options as `ganzoo.load` takes them.
 
     Returns:
@@ -129,12 +130,13 @@ def train(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
     """
     return start(name_or_model, dataset, epochs, out, resume, strategy, callbacks, force=force,
                  batch_size=batch_size, image_size=image_size, seed=seed, eval_every=eval_every,
-                 mixed_precision=mixed_precision, jit_compile=jit_compile, verbose=verbose, overrides=overrides)
+                 mixed_precision=mixed_precision, jit_compile=jit_compile, verbose=verbose, overrides=overrides,
+                 skip_corrupt=skip_corrupt)
 
 
 def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", strategy=None, callbacks=(), *,
           force=False, batch_size=None, image_size=None, seed=0, eval_every=None, mixed_precision=False,
-          jit_compile=None, verbose="auto", overrides=None):
+          jit_compile=None, verbose="auto", overrides=None, skip_corrupt=False):
     """`train` with the model options as one dict, so that an option may
     share a name with an argument of `train` (`--set seed=3`)."""
     overrides = dict(overrides or {})
@@ -145,7 +147,7 @@ def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
     known = name in registry.list_models()
     if model is None:
         registry.resolve_config(name, **overrides)  # an unknown name or option fails before any work
-    options = registry.train_settings(name) if known else dict(registry.TRAIN_KEYS)
+    options = {**(registry.train_settings(name) if known else registry.TRAIN_KEYS), "skip_corrupt": skip_corrupt}
     in_memory = isinstance(dataset, tf.data.Dataset)
     if isinstance(dataset, os.PathLike):
         dataset = os.fspath(dataset)
@@ -215,6 +217,9 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
             shard = tf.data.Options()
             shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
             train_data = train_data.with_options(shard)
+        if int(train_data.cardinality()) == 0:
+            raise ValueError(f"--batch-size {settings['batch_size']} (batch_size=) is larger than the dataset "
+                             f"{settings['dataset']}: not one full batch. Choose a smaller batch.")
         if model is None:
             model = _build_model(cls, name, train_data, dataset_name, settings, jit_compile)
     if verbose:
@@ -229,26 +234,32 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
         folder.write_record(settings, epochs, "running")
     started = time.time()
     try:
-        model.fit(
-            train_data,
-            epochs=epochs,
-            initial_epoch=done,
-            shuffle=False,
-            verbose=verbose,
-            # The NaN check goes first, so a broken batch stops the run before
-            # anything of its epoch is written; the run's files go last: an
-            # epoch whose checkpoint is recorded has its samples, history and
-            # model file.
-            callbacks=[
-                callbacks_lib.StopOnNonFiniteLoss(backup_dir=folder.checkpoints),
-                callbacks_lib.SampleGrid(files.samples, log_dir=files.logs / "samples",
-                                         dataset=dataset_name if dataset_name is not None else train_data),
-                *entry_callbacks,  # before the loggers, which record what they add to the logs
-                *extra_callbacks,
-                keras.callbacks.TensorBoard(files.logs),
-                RunRecorder(files),
-            ],
-        )
+        with runs.disk_errors(folder.path):  # a full disk in any write: the samples, TensorBoard, the export
+            model.fit(
+                train_data,
+                epochs=epochs,
+                initial_epoch=done,
+                shuffle=False,
+                verbose=verbose,
+                # The NaN check goes first, so a broken batch stops the run before
+                # anything of its epoch is written; the run's files go last: an
+                # epoch whose checkpoint is recorded has its samples, history and
+                # model file.
+                callbacks=[
+                    callbacks_lib.StopOnNonFiniteLoss(backup_dir=folder.checkpoints),
+                    callbacks_lib.SampleGrid(files.samples, log_dir=files.logs / "samples",
+                                             dataset=dataset_name if dataset_name is not None else train_data),
+                    *entry_callbacks,  # before the loggers, which record what they add to the logs
+                    *extra_callbacks,
+                    keras.callbacks.TensorBoard(files.logs),
+                    RunRecorder(files),
+                ],
+            )
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                # Equal on every worker when they trained in step: an easy check of a cluster.
+                print(f"Worker weights fingerprint: {_fingerprint(model.weights)}", flush=True)
+            if chief:  # the run's own export, replacing one an earlier, killed try left
+                model.export(folder.export_path(), overwrite=True)
     except callbacks_lib.NonFiniteLossError:
         if chief:
             folder.write_record(settings, epochs, "stopped: non-finite loss")
@@ -257,23 +268,25 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
         if chief:
             try:  # run.json is small, and may still fit
                 folder.write_record(settings, epochs, "stopped: disk full")
-            except OSError:
+            except (OSError, runs.RunError):
                 pass
         done = folder.epochs_done()
         kept = f"the last good checkpoint (after epoch {done}) is kept" if done else "no epoch had a checkpoint yet"
         raise runs.DiskFullError(
-            f"{error} Training stopped; {kept}. Free some space and run the same command again: it "
-            + ("resumes from there." if done else "starts the run.")
+            f"{error} Training stopped; {kept}. Free some space and run the same command again (without "
+            "--force): it " + ("resumes from there." if done else "starts the run.")
         ) from None
+    except tf.errors.ResourceExhaustedError as error:
+        if "No space left" in str(error):
+            raise runs.DiskFullError(f"The disk holding {folder.path} is full: free some space and run the same "
+                                     "command again (without --force).") from None
+        raise ValueError(f"Training ran out of memory ({str(error).splitlines()[0][:200]}): lower --batch-size, "
+                         "--image-size or the networks' width (--set network_args.filters=...).") from None
     finally:
         if not chief:
             shutil.rmtree(files.path, ignore_errors=True)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        # Equal on every worker when they trained in step: an easy check of a cluster.
-        print(f"Worker weights fingerprint: {_fingerprint(model.weights)}", flush=True)
     if not chief:
         return None
-    model.export(folder.export_path(), overwrite=True)  # the run's own export, from an unfinished earlier try
     seconds = round(time.time() - started, 1)
     folder.write_record(settings, epochs, "finished", seconds=seconds)
     if verbose:

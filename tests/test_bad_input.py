@@ -71,6 +71,14 @@ CASES = {
                                 "--out", "{tmp}/e.json"], "cannot be loaded as a SavedModel"),
     "sample 100000": (["sample", "{run}", "--n", "100000"], "--n: must be from 1 to 1024"),
     "port in use": (["serve", "{tmp}", "--port", "{port}"], "is in use"),
+    "batch larger than the data": (["train", "vanilla", "--batch-size", "65536", "--out", "{tmp}/r"],
+                                   "is larger than the dataset ring: not one full batch"),
+    "negative learning rate": (["train", "dcgan", "--set", "g_optimizer.learning_rate=-1", "--out", "{tmp}/r"],
+                               "learning_rate must be a positive number"),
+    "malformed --set": (["train", "dcgan", "--set", "network_args=[filters, 4", "--out", "{tmp}/r"],
+                        "is not valid YAML"),
+    "force on another tool's run.json": (["train", "dcgan", "--force", "--out", "{tmp}/project"],
+                                         "is not a ganzoo run"),
 }
 
 
@@ -82,6 +90,8 @@ def test_a_bad_input_is_a_clear_error(case, run_dir, tmp_path, capsys):
     (project / "src").mkdir(parents=True)
     (project / "notes.txt").write_text("mine")
     run = run_dir
+    if case == "force on another tool's run.json":
+        (project / "run.json").write_text('{"experiment": "sacred", "status": "COMPLETED"}')
     if "corrupt" in case and "image" in case:
         _folder(tmp_path, "all" if case.startswith("all") else "one")
     if case.startswith("truncated") or case.startswith("corrupt saved"):

@@ -214,7 +214,7 @@ def test_a_nan_loss_stops_the_run_with_a_clear_message(tmp_path, capsys):
                      "--set", "d_optimizer.learning_rate=1e30"]) == 2
     error = capsys.readouterr().err
     assert "became nan in epoch 1, batch 1" in error and "no checkpoint" in error
-    assert "--set g_optimizer.learning_rate=1e-4 --set d_optimizer.learning_rate=1e-4" in error
+    assert "half the present ones: --set g_optimizer.learning_rate=5e-05 --set d_optimizer.learning_rate=5e+29" in error
     assert json.loads((out / "run.json").read_text())["status"] == "stopped: non-finite loss"
     assert not (out / "checkpoints").exists() and not (out / "saved_model").exists()
     # The advice can be followed: the same command with lower rates runs.

@@ -189,3 +189,22 @@ def test_a_folder_that_does_not_exist_is_not_a_tfds_name(tmp_path):
         ganzoo.data.load(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="image_size must be an integer from 1 to 4096"):
         ganzoo.data.load("digits", image_size=100_000)
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
+    Image.fromarray(np.full((8, 8), 32768, "uint16")).save(tmp_path / "mid.png")  # mid grey in 16 bits
+    image = _images(ganzoo.data.load(str(tmp_path), batch_size=1))
+    assert np.allclose(image, 0.0, atol=0.01)  # [-1, 1]: mid grey, not white
+
+
+def test_an_image_past_pils_pixel_limit_is_named(tmp_path, monkeypatch):
+    _square(tmp_path / "bomb.png", 64, 255)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 is over twice the limit: PIL refuses it
+    with pytest.raises(ValueError, match=r"bomb\.png: DecompressionBombError"):
+        ganzoo.data.load(str(tmp_path), batch_size=1)
+
+
+def test_tfds_names_with_hyphens_are_tfds_names(tmp_path):
+    with pytest.raises((ValueError, RuntimeError), match="imagenette/320px-v2") as raised:
+        ganzoo.data.load("imagenette/320px-v2", data_dir=str(tmp_path))
+    assert "is not a folder" not in str(raised.value)

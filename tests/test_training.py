@@ -198,3 +198,22 @@ def test_force_never_deletes_the_working_folder(tmp_path, monkeypatch):
     with pytest.raises(runs.RunError, match="holds the working folder"):
         ganzoo.train("vanilla", epochs=1, out=".", force=True, **options)
     assert (tmp_path / "run" / "run.json").exists() and (tmp_path / "run" / "model.keras").exists()
+
+
+def test_a_folder_holding_only_a_failed_writes_leftovers_is_empty(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".run.json.partial-123").write_text('{"sett')  # a first run.json write that a full disk cut short
+    run = ganzoo.train("vanilla", dataset="ring", epochs=1, out=out, batch_size=256, **QUIET, **tiny_settings("vanilla"))
+    assert run.status == "finished" and not (out / ".run.json.partial-123").exists()
+
+
+def test_an_export_moved_aside_by_a_kill_is_put_back(tmp_path):
+    model = tiny_model("vanilla")
+    version = model.export(tmp_path / "vanilla" / "1")
+    aside = version.with_name(".1.replaced-999")
+    version.replace(aside)  # killed between moving the old export aside and moving the new one in
+    assert ganzoo.export.versions(tmp_path / "vanilla") == []
+    ganzoo.export.export_model(model, tmp_path / "vanilla" / "1", overwrite=True)
+    assert ganzoo.export.versions(tmp_path / "vanilla") == [1]
+    assert sorted(p.name for p in (tmp_path / "vanilla").iterdir()) == ["1"]  # nothing hidden is left

@@ -216,7 +216,7 @@ class AdversarialModel(keras.Model):
         """The `tf.data` pipeline `ganzoo.train` fits on for a dataset name;
         `options` is the entry's `train:` section."""
         return data_lib.load(dataset, image_size=image_size, channels=channels, batch_size=batch_size, seed=seed,
-                             with_labels=cls.conditional)
+                             with_labels=cls.conditional, skip_corrupt=(options or {}).get("skip_corrupt", False))
 
     @classmethod
     def options_from_data(cls, dataset):

@@ -251,7 +251,7 @@ class CycleGAN(AdversarialModel):
     def training_data(cls, dataset, batch_size, image_size=None, channels=None, seed=None, options=None):
         augment = {key: value for key, value in (options or {}).items() if key in ("jitter", "flip")}
         return data.load_unpaired(dataset, image_size=image_size, channels=channels, batch_size=batch_size,
-                                  seed=seed, **augment)
+                                  seed=seed, skip_corrupt=(options or {}).get("skip_corrupt", False), **augment)
 
     def training_callbacks(self, dataset, epochs, eval_every=None, options=None):
         """The paper's learning-rate decay, and label preservation on digits_style."""
