@@ -150,17 +150,7 @@ class RunFolder:
         what an earlier kill left half-written."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epoch}.weights.h5"
-        partial = self.checkpoints / f"partial-{os.getpid()}.weights.h5"
-        # Checked first: h5py on a full disk can fail in ways that leave no file, or crash.
-        check_free_space(self.checkpoints, state_bytes(model))
-        with disk_errors(partial):
-            try:
-                model.save_weights(partial)
-                _fsync(partial)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
-            _commit(partial, self.checkpoints / name)
+        _save_atomically(model.save_weights, self.checkpoints / name, state_bytes(model))
         _write_atomically(self.checkpoints / STATE_FILE, json.dumps({"epoch": epoch, "weights": name}))
         for old in (*self.checkpoints.glob("epoch-*.weights.h5"), self.checkpoints / LEGACY_WEIGHTS):
             if old.name != name and old.exists():
@@ -197,16 +187,7 @@ class RunFolder:
 
     def save_model(self, model):
         """The whole model (config, weights, optimizers) as model.keras."""
-        partial = self.path / f"partial-{os.getpid()}.keras"
-        check_free_space(self.path, state_bytes(model))
-        with disk_errors(partial):
-            try:
-                model.save(partial)
-                _fsync(partial)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
-            _commit(partial, self.model_file)
+        _save_atomically(model.save, self.model_file, state_bytes(model))
 
     def _check_writable(self):
         if not os.access(self.path, os.W_OK | os.X_OK):
@@ -374,6 +355,23 @@ def _write_atomically(path, text):
                 file.write(text)
                 file.flush()
                 os.fsync(file.fileno())
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        _commit(partial, path)
+
+
+def _save_atomically(save, path, size):
+    """`save(partial)` then rename to `path`; `partial` keeps Keras' suffix
+    (`.weights.h5`, `.keras`), which `save` requires."""
+    suffix = "".join(path.suffixes)
+    partial = path.with_name(f"partial-{os.getpid()}{suffix}")
+    # Checked first: h5py on a full disk can fail in ways that leave no file, or crash.
+    check_free_space(path.parent, size)
+    with disk_errors(partial):
+        try:
+            save(partial)
+            _fsync(partial)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
