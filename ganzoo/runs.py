@@ -326,6 +326,12 @@ def _flat(settings, prefix=""):
     return flat
 
 
+def learning_rates_changed(before, after):
+    """Whether the learning-rate settings differ between two settings dicts."""
+    old, new = _flat(before), _flat(after)
+    return any(old.get(key, _MISSING) != new.get(key, _MISSING) for key in RESUMABLE_CHANGES if "learning_rate" in key)
+
+
 def _option(key):
     """A settings key as the user sets it: `g_optimizer.learning_rate`, not `overrides.g_optimizer...`."""
     return key.removeprefix("overrides.")

@@ -195,10 +195,13 @@ def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_cal
     folder = runs.RunFolder(out if out is not None else Path("runs") / name)
     chief = distribute.is_chief(strategy)
     new_folder = not folder.path.exists()
+    # Read before anything is written: did this call change the run's learning rates?
+    previous = folder.settings() if runs.is_run(folder.path) and not force else settings
+    rates_changed = runs.learning_rates_changed(previous, settings)
     done, files = _claim(folder, chief, settings, epochs, resume, force)
     try:
         return _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, extra_callbacks, settings,
-                    options, eval_every, jit_compile, verbose)
+                    options, eval_every, jit_compile, verbose, rates_changed)
     except BaseException:
         if new_folder and folder.path.is_dir() and not any(folder.path.iterdir()):
             folder.path.rmdir()  # a run that failed before writing anything leaves no folder behind
@@ -206,7 +209,7 @@ def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_cal
 
 
 def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, extra_callbacks, settings, options,
-         eval_every, jit_compile, verbose):
+         eval_every, jit_compile, verbose, rates_changed=False):
     keras.utils.set_random_seed(settings["seed"])
     dataset_name = None if settings["dataset"] == IN_MEMORY else settings["dataset"]
     with strategy.scope():
@@ -229,7 +232,8 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
     if done:
         rates = _learning_rates(model)
         folder.restore(model)
-        _set_learning_rates(model, rates)  # the rates are settings, not state: a resume may lower them
+        if rates_changed:  # asked for now: they replace the checkpoint's (which a callback may have lowered)
+            _set_learning_rates(model, rates)
     if chief:
         folder.write_record(settings, epochs, "running")
     started = time.time()

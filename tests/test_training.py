@@ -217,3 +217,17 @@ def test_an_export_moved_aside_by_a_kill_is_put_back(tmp_path):
     ganzoo.export.export_model(model, tmp_path / "vanilla" / "1", overwrite=True)
     assert ganzoo.export.versions(tmp_path / "vanilla") == [1]
     assert sorted(p.name for p in (tmp_path / "vanilla").iterdir()) == ["1"]  # nothing hidden is left
+
+
+def test_a_resume_keeps_a_rate_a_callback_lowered(tmp_path):
+    import keras
+
+    options = dict(dataset="ring", out=tmp_path / "run", batch_size=256, **QUIET, **tiny_settings("vanilla"))
+
+    class Lower(keras.callbacks.Callback):  # as ReduceLROnPlateau would
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.g_optimizer.learning_rate = 1e-6
+
+    ganzoo.train("vanilla", epochs=1, callbacks=[Lower()], **options)
+    run = ganzoo.train("vanilla", epochs=2, resume=True, **options)
+    assert float(run.model.g_optimizer.learning_rate) == pytest.approx(1e-6)  # the checkpoint's, not the YAML's
