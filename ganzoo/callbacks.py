@@ -150,9 +150,7 @@ class LinearDecay(keras.callbacks.Callback):
         super().set_model(model)
         # Read before BackupAndRestore's on_train_begin restores decayed rates.
         if self.initial_learning_rates is None:
-            self.initial_learning_rates = tuple(
-                float(keras.ops.convert_to_numpy(opt.learning_rate)) for opt in (model.g_optimizer, model.d_optimizer)
-            )
+            self.initial_learning_rates = model.learning_rates()
 
     def on_epoch_begin(self, epoch, logs=None):
         for optimizer, rate in zip((self.model.g_optimizer, self.model.d_optimizer), self.initial_learning_rates):
@@ -212,8 +210,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         bad = {k: v for k, v in values.items() if not np.isfinite(v)}
         if not bad:
             return
-        g, d = (f"{float(keras.ops.convert_to_numpy(opt.learning_rate)) / 2:.3g}"
-                for opt in (self.model.g_optimizer, self.model.d_optimizer))
+        g, d = (f"{rate / 2:.3g}" for rate in self.model.learning_rates())
         lower = (f"half the present ones: --set g_optimizer.learning_rate={g} --set d_optimizer.learning_rate={d} "
                  f"(in Python: g_optimizer={{'learning_rate': {g}}}, d_optimizer={{'learning_rate': {d}}})")
         if self.backup_dir and self._epoch:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import keras
 
+from ganzoo import files
+
 
 def export_model(model, filepath, overwrite=False, verbose=False):
     """Write `model` as a SavedModel at `filepath`.
@@ -34,7 +36,7 @@ def export_model(model, filepath, overwrite=False, verbose=False):
     shutil.rmtree(partial, ignore_errors=True)
     try:
         _write_archive(model, partial, verbose)
-        _sync_tree(partial)
+        files.sync_tree(partial)
     except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
         if "No space left on device" in str(error) and not isinstance(error, OSError):  # TensorFlow's own error
@@ -52,7 +54,7 @@ def export_model(model, filepath, overwrite=False, verbose=False):
         shutil.rmtree(old, ignore_errors=True)
     else:
         partial.replace(path)
-    _sync_dir(path.parent)
+    files.sync_dir(path.parent)
     for stale in path.parent.glob(f".{path.name}.partial-*"):  # what earlier, killed exports left
         shutil.rmtree(stale, ignore_errors=True)
     return path
@@ -69,28 +71,6 @@ def _recover(path):
         if (aside / "saved_model.pb").exists():
             aside.replace(path)
             return
-
-
-def _sync_tree(folder):
-    for file in folder.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-    for sub in (folder, *(d for d in folder.rglob("*") if d.is_dir())):
-        _sync_dir(sub)
-
-
-def _sync_dir(folder):
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
 
 
 def _write_archive(model, path, verbose):
@@ -196,10 +176,7 @@ def write_tflite(saved_model_dir, filename="model.tflite"):
     path = Path(saved_model_dir) / filename
     converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir))
     try:
-        flat = converter.convert()
-        partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-        partial.write_bytes(flat)
-        partial.replace(path)  # a kill leaves no half-written model.tflite
+        files.write_atomically(path, converter.convert())  # a kill leaves no half-written model.tflite
     except Exception as error:  # the converter raises ConverterError with MLIR details
         text = str(error)
         unsupported = next((line.strip() for line in text.splitlines() if "TF Select ops:" in line), "")

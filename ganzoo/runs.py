@@ -19,11 +19,13 @@ leaves the previous complete copy; a checkpoint is written before
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 from pathlib import Path
 
-from ganzoo import __version__
+from ganzoo import __version__, files
+from ganzoo.files import PARTIAL
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
@@ -49,12 +51,18 @@ class DiskFullError(RunError):
 def is_run(path):
     """Whether `path` is a folder written by ganzoo: its run.json is ganzoo's
     (settings, status and the ganzoo version), not another tool's file of that name."""
+    return _read_record(path) is not None
+
+
+def _read_record(path):
+    """run.json as a dict if it is ganzoo's, else None."""
     try:
         record = json.loads((Path(path) / RUN_FILE).read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and isinstance(record.get("settings"), dict) and {
-        "status", "ganzoo_version"} <= set(record)
+        return None
+    if isinstance(record, dict) and isinstance(record.get("settings"), dict) and {"status", "ganzoo_version"} <= set(record):
+        return record
+    return None
 
 
 def _only_leftovers(path):
@@ -104,9 +112,10 @@ class RunFolder:
     # ------------------------------------------------------------ record
     def record(self):
         """run.json as a dict; RunError if the folder is not a run."""
-        if not is_run(self.path):
+        record = _read_record(self.path)
+        if record is None:
             raise RunError(f"{self.path} is not a run folder (it has no {RUN_FILE}). Train one with `ganzoo train`.")
-        return json.loads((self.path / RUN_FILE).read_text())
+        return record
 
     def settings(self):
         return self.record()["settings"]
@@ -282,23 +291,13 @@ class RunFolder:
         return done
 
 
-PARTIAL = ".partial-"
-
-
 def state_bytes(model):
     """About what a checkpoint of `model` takes on disk: its variables and its optimizers' slots, plus headroom."""
     variables = list(model.variables)
     for optimizer in (getattr(model, "g_optimizer", None), getattr(model, "d_optimizer", None)):
         variables += list(getattr(optimizer, "variables", []))
-    raw = sum(int(np_prod(v.shape)) * _itemsize(v.dtype) for v in variables)
+    raw = sum(math.prod(int(d) for d in v.shape) * _itemsize(v.dtype) for v in variables)
     return int(raw * 1.1) + 2**20
-
-
-def np_prod(shape):
-    total = 1
-    for dim in shape:
-        total *= int(dim)
-    return total
 
 
 def _itemsize(dtype):
@@ -354,17 +353,8 @@ def append_history(path, epoch, logs):
 
 def _write_atomically(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}{PARTIAL}{os.getpid()}")
     with disk_errors(path):
-        try:
-            with open(partial, "w") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        _commit(partial, path)
+        files.write_atomically(path, text)
 
 
 def _save_atomically(save, path, size):
@@ -377,31 +367,11 @@ def _save_atomically(save, path, size):
     with disk_errors(partial):
         try:
             save(partial)
-            _fsync(partial)
+            files.fsync_file(partial)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        _commit(partial, path)
-
-
-def _commit(partial, path):
-    """Rename a complete, synced `partial` over `path`, and sync the folder so the rename survives a power cut."""
-    partial.replace(path)
-    try:
-        folder = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # some filesystems cannot open folders: the rename is still atomic
-        return
-    try:
-        os.fsync(folder)
-    except OSError:
-        pass
-    finally:
-        os.close(folder)
-
-
-def _fsync(path):
-    with open(path, "rb") as file:
-        os.fsync(file.fileno())
+        files.commit(partial, path)
 
 
 @contextlib.contextmanager

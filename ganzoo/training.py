@@ -230,9 +230,9 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
     # The entry's callbacks read the optimizers' initial state: before the restore.
     entry_callbacks = model.training_callbacks(dataset_name, epochs, eval_every, options)
     if done:
-        rates = _learning_rates(model)
+        rates = model.learning_rates()  # as asked now, before the restore brings back the checkpoint's
         folder.restore(model)
-        if rates_changed:  # asked for now: they replace the checkpoint's (which a callback may have lowered)
+        if rates_changed:  # only then: a rate a callback lowered (ReduceLROnPlateau) is the checkpoint's to keep
             _set_learning_rates(model, rates)
     if chief:
         folder.write_record(settings, epochs, "running")
@@ -351,10 +351,6 @@ class RunRecorder(keras.callbacks.Callback):
         self.folder.append_history(epoch + 1, logs)
         self.folder.save_model(self.model)
         self.folder.save_checkpoint(self.model, epoch + 1)
-
-
-def _learning_rates(model):
-    return [float(keras.ops.convert_to_numpy(opt.learning_rate)) for opt in (model.g_optimizer, model.d_optimizer)]
 
 
 def _set_learning_rates(model, rates):

@@ -19,20 +19,20 @@ PHASES = {
                         "die() if b == 30 and os.path.exists({history!r}) else None)\n",
                         ", callbacks=[kill]"),
     # The checkpoint is complete in its temporary file, not yet renamed.
-    "checkpoint weights": ("import ganzoo.runs as r\nsync = r._fsync\nseen = []\n"
+    "checkpoint weights": ("import ganzoo.files as f\nsync = f.fsync_file\nseen = []\n"
                            "def fsync(path):\n    sync(path)\n    seen.append(path)\n"
                            "    if path.name.startswith('partial-') and path.name.endswith('.weights.h5') "
                            "and sum(p.name.endswith('.weights.h5') for p in seen) == 2: die()\n"
-                           "r._fsync = fsync\n", ""),
-    "state.json": ("import ganzoo.runs as r\ncommit = r._commit\ncount = []\n"
+                           "f.fsync_file = fsync\n", ""),
+    "state.json": ("import ganzoo.files as f\ncommit = f.commit\ncount = []\n"
                    "def patched(partial, path):\n    if path.name == 'state.json':\n        count.append(1)\n"
-                   "        if len(count) == 2: die()\n    commit(partial, path)\nr._commit = patched\n", ""),
-    "model.keras": ("import ganzoo.runs as r\ncommit = r._commit\ncount = []\n"
+                   "        if len(count) == 2: die()\n    commit(partial, path)\nf.commit = patched\n", ""),
+    "model.keras": ("import ganzoo.files as f\ncommit = f.commit\ncount = []\n"
                     "def patched(partial, path):\n    if path.name == 'model.keras':\n        count.append(1)\n"
-                    "        if len(count) == 2: die()\n    commit(partial, path)\nr._commit = patched\n", ""),
-    "history.json": ("import ganzoo.runs as r\ncommit = r._commit\ncount = []\n"
+                    "        if len(count) == 2: die()\n    commit(partial, path)\nf.commit = patched\n", ""),
+    "history.json": ("import ganzoo.files as f\ncommit = f.commit\ncount = []\n"
                      "def patched(partial, path):\n    if path.name == 'history.json':\n        count.append(1)\n"
-                     "        if len(count) == 2: die()\n    commit(partial, path)\nr._commit = patched\n", ""),
+                     "        if len(count) == 2: die()\n    commit(partial, path)\nf.commit = patched\n", ""),
     # The SavedModel is written, in its temporary folder, not yet renamed.
     "export": ("import ganzoo.export as e\nwrite = e._write_archive\n"
                "def patched(*args):\n    write(*args)\n    die()\ne._write_archive = patched\n", ""),

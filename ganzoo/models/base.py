@@ -112,6 +112,10 @@ class AdversarialModel(keras.Model):
             return optimizer
         return keras.optimizers.LossScaleOptimizer(optimizer)
 
+    def learning_rates(self):
+        """`(g, d)`: the two optimizers' present learning rates."""
+        return tuple(float(keras.ops.convert_to_numpy(opt.learning_rate)) for opt in (self.g_optimizer, self.d_optimizer))
+
     def get_compile_config(self):
         return {
             "g_optimizer": keras.optimizers.serialize(self.g_optimizer),

@@ -257,8 +257,7 @@ class CycleGAN(AdversarialModel):
         """The paper's learning-rate decay, and label preservation on digits_style."""
         options = options or {}
         # The rates now, before a resumed run restores decayed ones.
-        rates = tuple(float(keras.ops.convert_to_numpy(opt.learning_rate)) for opt in (self.g_optimizer, self.d_optimizer))
-        chosen = [callbacks.LinearDecay(epochs, options.get("decay_from", 0.5), initial_learning_rates=rates)]
+        chosen = [callbacks.LinearDecay(epochs, options.get("decay_from", 0.5), initial_learning_rates=self.learning_rates())]
         every = eval_every if eval_every is not None else options.get("eval_every", 0)
         if every and dataset in data.UNPAIRED_DATASETS:
             chosen.append(callbacks.TranslationEvaluation(every))
