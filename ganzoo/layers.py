@@ -278,3 +278,104 @@ class EqualizedConv2D(_Equalized):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.units, "kernel_size": self.kernel_size}
+
+
+def spectral_norm(matrix, u, iterations=1, epsilon=1e-12):
+    """`(sigma, u)`: the largest singular value of `matrix` `[n, m]` by
+    `iterations` steps of power iteration from `u` `[1, m]`, and the new `u`.
+
+    Miyato et al. 2018, Algorithm 1: v = W u / |W u|, u = W^T v / |W^T v|,
+    sigma = v^T W u. `u` and `v` are constants of the gradient, so the
+    gradient of W / sigma runs through sigma's dependence on W, as in the paper.
+    """
+    matrix = ops.cast(matrix, "float32")
+    u = ops.cast(u, "float32")
+    for _ in range(iterations):
+        v = _unit(ops.matmul(u, ops.transpose(matrix)), epsilon)
+        u = _unit(ops.matmul(v, matrix), epsilon)
+    u, v = ops.stop_gradient(u), ops.stop_gradient(v)
+    sigma = ops.sum(ops.matmul(v, matrix) * u)
+    return sigma, u
+
+
+def _unit(x, epsilon):
+    return x / (ops.sqrt(ops.sum(ops.square(x))) + epsilon)
+
+
+class _SpectrallyNormalized:
+    """A layer whose kernel W is used as W / sigma(W) (Miyato et al. 2018).
+
+    A reparametrisation, unlike `keras.layers.SpectralNormalization`, which
+    writes W / sigma into the kernel on every `training=True` call: here the
+    trainable kernel stays W, and the only state, the power-iteration vector
+    u, is assigned in training mode, so the generator step (which runs D
+    inside `keras.StatelessScope`) changes nothing of the discriminator.
+    """
+
+    def __init__(self, *args, power_iterations=1, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not 1 <= int(power_iterations) <= 100:
+            raise ValueError(f"power_iterations must be in [1, 100], got {power_iterations!r}.")
+        self.power_iterations = int(power_iterations)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        # Replicas compute the same u from the same (mirrored) W and u: any copy will do.
+        self.power_u = self.add_weight(
+            shape=(1, self.kernel.shape[-1]), initializer=keras.initializers.RandomNormal(0.0, 1.0),
+            trainable=False, name="power_u", aggregation="only_first_replica",
+        )
+
+    def normalized_kernel(self, training=False):
+        kernel = self.kernel
+        sigma, u = spectral_norm(ops.reshape(kernel, (-1, kernel.shape[-1])), self.power_u, self.power_iterations)
+        if training:
+            self.power_u.assign(u)
+        return kernel / ops.cast(sigma, kernel.dtype)
+
+    def sigma(self):
+        """sigma(W) from the stored u, without updating it."""
+        kernel = self.kernel
+        return spectral_norm(ops.reshape(kernel, (-1, kernel.shape[-1])), self.power_u, self.power_iterations)[0]
+
+    def _finish(self, x):
+        if self.use_bias:
+            x = ops.add(x, ops.reshape(self.bias, (1,) * (len(x.shape) - 1) + (-1,)))
+        return self.activation(x) if self.activation is not None else x
+
+    def get_config(self):
+        return {**super().get_config(), "power_iterations": self.power_iterations}
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
+class SpectralDense(_SpectrallyNormalized, keras.layers.Dense):
+    """`keras.layers.Dense` with a spectrally normalised kernel."""
+
+    def call(self, inputs, training=None):
+        return self._finish(ops.matmul(inputs, self.normalized_kernel(training)))
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
+class SpectralConv2D(_SpectrallyNormalized, keras.layers.Conv2D):
+    """`keras.layers.Conv2D` with a spectrally normalised kernel (W reshaped
+    to `[k * k * in, out]`, as the paper does)."""
+
+    def call(self, inputs, training=None):
+        return self._finish(self.convolution_op(inputs, self.normalized_kernel(training)))
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
+class LeakyReLU(keras.layers.LeakyReLU):
+    """`keras.layers.LeakyReLU` computed as max(x, slope * x) (the same for
+    slopes in [0, 1]). The LeakyRelu op after a convolution whose kernel is
+    computed (spectral norm) or under a double backward (R1, gradient
+    penalty) makes Grappler's remapper fail on the whole step, printing an
+    error and dropping every fusion of that graph; max does not."""
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        super().__init__(negative_slope=negative_slope, **kwargs)
+        if not 0 <= self.negative_slope <= 1:
+            raise ValueError(f"negative_slope must lie in [0, 1], got {negative_slope!r}.")
+
+    def call(self, inputs):
+        return ops.maximum(inputs, ops.cast(self.negative_slope, inputs.dtype) * inputs)

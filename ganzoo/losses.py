@@ -92,6 +92,27 @@ def gradient_penalty(critic, real, fake, alpha, weight=10.0, norm_scale=1.0):
     return weight * _mean(ops.square(norms * norm_scale - 1.0))
 
 
+def r1_penalty(critic, real, weight=10.0):
+    """weight / 2 * E[||grad_x D(x)||_2^2] on real samples `x`.
+
+    Mescheder, Geiger & Nowozin 2018, "Which Training Methods for GANs do
+    actually Converge?" (arXiv:1801.04406), eq. 9: penalising D's gradient
+    on the data alone makes simultaneous gradient descent converge locally.
+    `weight` is their gamma. For lazy regularisation (Karras et al. 2020,
+    StyleGAN2, section 3.1) call it every k-th step with weight k * gamma.
+    """
+    import tensorflow as tf
+
+    real = tf.convert_to_tensor(real)
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        # The sum's gradient is each sample's own: D scores samples independently.
+        scores = ops.sum(ops.cast(critic(real, training=True), "float32"))
+    gradients = ops.cast(tape.gradient(scores, real), "float32")
+    axes = list(range(1, len(gradients.shape)))
+    return 0.5 * weight * _mean(ops.sum(ops.square(gradients), axis=axes))
+
+
 def cycle_consistency_loss(real, reconstructed):
     """E[|x - F(G(x))|]: the L1 cycle loss of Zhu et al. 2017, eq. 2 (also
     their identity loss, with F(x) in place of F(G(x)))."""

@@ -70,13 +70,13 @@ def test_ema_follows_the_generator():
     model = tiny_model("pggan", ema_decay=0.9)
     before = [w.numpy().copy() for w in model.ema_generator.weights]
     model.generator_step(8)
-    decay = float(model.ema_decay_now())
+    decay = float(model.average_decay())
     assert decay == pytest.approx(2 / 11)  # warming up: (1 + t) / (10 + t) after t = 1 step
-    model._update_ema()
+    model.update_average()
     for average, old, new in zip(model.ema_generator.weights, before, model.generator.weights):
         np.testing.assert_allclose(average.numpy(), decay * old + (1 - decay) * new.numpy(), rtol=1e-5, atol=1e-7)
     model.g_optimizer.iterations.assign(1000)
-    assert float(model.ema_decay_now()) == pytest.approx(0.9)  # then the configured decay
+    assert float(model.average_decay()) == pytest.approx(0.9)  # then the configured decay
 
 
 def test_a_step_at_4x4_trains_only_the_blocks_in_use():

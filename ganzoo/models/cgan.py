@@ -10,7 +10,7 @@ from keras import layers
 from ganzoo import data, visualize
 from ganzoo.arrays import latent_noise
 from ganzoo.models.base import GAN, serializable
-from ganzoo.models.dcgan import _INIT, downsampling_stack, upsampling_stack, widths
+from ganzoo.models.dcgan import _INIT, downsampling_stack, logit_layer, upsampling_stack, widths
 from ganzoo.networks import register_network
 
 CONDITIONINGS = ("concat", "projection")
@@ -55,10 +55,10 @@ def conditional_dcgan(
         plane = layers.Embedding(num_classes, height * width, name="label_plane")(image_labels)
         stacked = layers.Concatenate()([image, layers.Reshape((height, width, 1))(plane)])
         features = downsampling_stack(stacked, width_at, kernel_size, discriminator_norm)
-        logits = layers.Dense(1, kernel_initializer=_INIT, dtype="float32")(features)
+        logits = logit_layer(discriminator_norm)(features)
     else:
         features = downsampling_stack(image, width_at, kernel_size, discriminator_norm)
-        unconditional = layers.Dense(1, kernel_initializer=_INIT, dtype="float32")(features)
+        unconditional = logit_layer(discriminator_norm)(features)
         class_embedding = layers.Embedding(
             num_classes, features.shape[-1], embeddings_initializer=_INIT, name="projection"
         )(image_labels)
@@ -158,7 +158,7 @@ class ConditionalGAN(GAN):
             inputs = (inputs["z"], inputs["labels"])
         if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
             raise ValueError(f"{self.name} generates from (z, labels); got {type(inputs).__name__}.")
-        return self.generator(list(inputs), training=training)
+        return self.sampling_generator(list(inputs), training=training)
 
     def generator_inputs(self, z, labels=None):
         """`(z, labels)` checked; labels None cycles through the classes,
@@ -209,7 +209,7 @@ class ConditionalGAN(GAN):
                     tf.shape(z)[0], tf.shape(labels)[0], message="z and labels need the same number of rows"
                 )
             ]):
-                return {"images": self.generator([z, labels], training=False)}
+                return {"images": self.sampling_generator([z, labels], training=False)}
 
         labels = tf.TensorSpec([None], tf.int32, name="labels")
         return {"serving_default": (serve, [self.latent_spec(), labels])}

@@ -14,12 +14,21 @@ from ganzoo.networks import register_network
 _INIT = keras.initializers.RandomNormal(stddev=0.02)
 
 
+NORMS = ("batch", "layer", "spectral", None)
+
+
 def _normalization(kind):
     if kind == "batch":
         return zoo_layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
     if kind == "layer":
         return layers.LayerNormalization(axis=(1, 2, 3))
-    raise ValueError(f"normalization must be 'batch', 'layer' or None, got {kind!r}.")
+    raise ValueError(f"normalization must be one of {NORMS}, got {kind!r}.")
+
+
+def logit_layer(norm=None):
+    """D's last layer: one float32 logit, spectrally normalised with `norm="spectral"`."""
+    dense = zoo_layers.SpectralDense if norm == "spectral" else layers.Dense
+    return dense(1, kernel_initializer=_INIT, dtype="float32")
 
 
 def widths(data_shape, filters, max_filters, network="dcgan"):
@@ -62,15 +71,21 @@ def upsampling_stack(x, widths_from_4, channels, kernel_size=4, norm="batch"):
 
 
 def downsampling_stack(y, widths_from_4, kernel_size=4, norm="batch"):
-    """An image -> strided convolutions down to 4x4 -> flat features."""
+    """An image -> strided convolutions down to 4x4 -> flat features.
+    `norm="spectral"`: every convolution spectrally normalised (Miyato et al.
+    2018) and no normalisation layer."""
+    if norm not in NORMS:
+        raise ValueError(f"discriminator_norm must be one of {NORMS}, got {norm!r}.")
+    spectral = norm == "spectral"
+    conv = zoo_layers.SpectralConv2D if spectral else layers.Conv2D
     for i, units in enumerate(reversed(widths_from_4)):
-        y = layers.Conv2D(
+        y = conv(
             units, kernel_size, strides=2, padding="same",
-            use_bias=i == 0 or norm is None, kernel_initializer=_INIT,
+            use_bias=i == 0 or norm in (None, "spectral"), kernel_initializer=_INIT,
         )(y)
-        if i and norm:
+        if i and norm and not spectral:
             y = _normalization(norm)(y)
-        y = layers.LeakyReLU(0.2)(y)
+        y = zoo_layers.LeakyReLU(0.2)(y)
     return layers.Flatten()(y)
 
 
@@ -92,7 +107,8 @@ def dcgan(
     no normalisation on its first layer. `filters` is the width at the
     highest resolution and doubles at each halving, up to `max_filters`.
     `discriminator_norm=None` or `"layer"` suits critics with a gradient
-    penalty (Gulrajani et al. 2017).
+    penalty (Gulrajani et al. 2017); `"spectral"` normalises every D layer
+    instead (Miyato et al. 2018).
     """
     width_at = widths(data_shape, filters, max_filters)
     z = keras.Input((latent_dim,), name="z")
@@ -101,7 +117,7 @@ def dcgan(
 
     image = keras.Input(data_shape, name="image")
     features = downsampling_stack(image, width_at, kernel_size, discriminator_norm)
-    logits = layers.Dense(1, kernel_initializer=_INIT, dtype="float32")(features)
+    logits = logit_layer(discriminator_norm)(features)
     discriminator = keras.Model(image, logits, name="discriminator")
     return generator, discriminator
 

@@ -221,18 +221,10 @@ class ProgressiveGAN(GAN):
                  drift_weight=0.001, ema_decay=0.999, **kwargs):
         if fade_images < 1 or stable_images < 0:
             raise ValueError(f"fade_images must be positive and stable_images >= 0, got {fade_images}, {stable_images}.")
-        if not 0 <= ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay!r}.")
         self.fade_images, self.stable_images = int(fade_images), int(stable_images)
-        self.gp_weight, self.drift_weight, self.ema_decay = float(gp_weight), float(drift_weight), float(ema_decay)
-        super().__init__(data_shape, **kwargs)
+        self.gp_weight, self.drift_weight = float(gp_weight), float(drift_weight)
+        super().__init__(data_shape, ema_decay=ema_decay, **kwargs)
         self.levels = len(self.generator.sizes) - 1
-        self.ema_generator = ProgressiveGenerator(
-            self.latent_dim, self.data_shape, **{k: v for k, v in self._network_args.items() if k != "group_size"},
-            name="ema_generator",
-        )
-        self.ema_generator.set_weights(self.generator.get_weights())
-        self.ema_generator.trainable = False
         # Images shown so far: the schedule's clock, saved with the model.
         self.images_seen = self.add_weight(shape=(), initializer="zeros", dtype="float32", trainable=False,
                                            name="images_seen", aggregation="only_first_replica")
@@ -301,7 +293,6 @@ class ProgressiveGAN(GAN):
         # Real images at the current resolution, blended as G's output is.
         real = grow(pyramid(real, self.levels + 1), self.progress)
         logs = super().train_step(real)
-        self._update_ema()
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self.images_seen.assign_add(ops.cast(tf.shape(real)[0] * replicas, "float32"))
         progress = self.progress
@@ -310,18 +301,11 @@ class ProgressiveGAN(GAN):
         return self.step_logs({**logs, "resolution": ops.take(sizes, ops.cast(level, "int32")),
                                "alpha": ops.where(level == progress, 1.0, progress - ops.floor(progress))})
 
-    def ema_decay_now(self):
-        """`ema_decay`, warmed up as tf.train.ExponentialMovingAverage's num_updates
-        does: min(decay, (1 + t) / (10 + t)) after t generator steps. Without it
-        the average of a short run keeps a third of its random start (measured:
-        noise at 8x8 while the generator drew digit shapes)."""
-        steps = ops.cast(self.g_optimizer.iterations, "float32")
-        return ops.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
-
-    def _update_ema(self):
-        decay = self.ema_decay_now()
-        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-            average.assign(decay * average + (1.0 - decay) * weight)
+    def clone_generator(self):
+        return ProgressiveGenerator(
+            self.latent_dim, self.data_shape, **{k: v for k, v in self._network_args.items() if k != "group_size"},
+            name="ema_generator",
+        )
 
     def preview(self, inputs):
         """The grid at the resolution of the phase, which the full-size output only repeats."""
@@ -334,17 +318,14 @@ class ProgressiveGAN(GAN):
     # -------------------------------------------------------- generation
     def call(self, z, training=None):
         """Images from the moving-average generator at the current progress, in [-1, 1]."""
-        return ops.clip(self.ema_generator(z, progress=self.progress, training=training), -1.0, 1.0)
-
-    def exported_networks(self):
-        return [self.ema_generator]
+        return ops.clip(self.sampling_generator(z, progress=self.progress, training=training), -1.0, 1.0)
 
     def serving_endpoints(self):
         # The SavedModel serves the resolution reached when it was written.
         progress = float(self.progress)
 
         def serve(z):
-            images = self.ema_generator(z, progress=progress, training=False)
+            images = self.sampling_generator(z, progress=progress, training=False)
             return {"images": ops.clip(images, -1.0, 1.0)}
 
         return {"serving_default": (serve, [self.latent_spec()])}
@@ -353,9 +334,9 @@ class ProgressiveGAN(GAN):
         """The export is the grown moving-average generator: G starts from it
         too, and the schedule is at its end."""
         super().restore_exported(weights)
-        self.generator.set_weights(weights[0])
+        self.generator.set_weights(weights[0])  # also without a moving average
         self.images_seen.assign(float(self.total_images))
 
     def get_config(self):
         return {**super().get_config(), "fade_images": self.fade_images, "stable_images": self.stable_images,
-                "gp_weight": self.gp_weight, "drift_weight": self.drift_weight, "ema_decay": self.ema_decay}
+                "gp_weight": self.gp_weight, "drift_weight": self.drift_weight}
