@@ -174,3 +174,20 @@ def conditional_accuracy(probabilities, labels):
             "it does not classify this dataset's classes."
         )
     return float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+CONFIDENCE = 0.8  # "confident": the classifier gives one class p > 0.8
+
+
+def class_shares(probabilities, confidence=CONFIDENCE):
+    """`(confident share, shares)`: the fraction of samples a classifier puts
+    in one class with p > `confidence`, and the fraction of samples whose most
+    likely class is each class. A generator whose samples are recognisable
+    digits in the data's proportions scores near the real data's share with
+    every class near 1 / k; blobs score low, a collapsed one skews `shares`."""
+    probabilities = np.asarray(probabilities, dtype="float64")
+    if probabilities.ndim != 2 or len(probabilities) == 0:
+        raise ValueError(f"Need class probabilities [n, k]; got shape {probabilities.shape}.")
+    confident = float(np.mean(probabilities.max(axis=1) > confidence))
+    shares = np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1]) / len(probabilities)
+    return confident, shares

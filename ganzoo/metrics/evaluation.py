@@ -42,9 +42,9 @@ class Features:
 def default_metrics(dataset, conditional=False, extractor=None):
     if dataset in data.MIXTURES:
         return MIXTURE_METRICS
-    if conditional and extractor is not None and _classifies(extractor):
-        return IMAGE_METRICS + ("conditional_accuracy",)
-    return IMAGE_METRICS
+    if extractor is None or not _classifies(extractor):
+        return IMAGE_METRICS
+    return IMAGE_METRICS + ("confident_share",) + (("conditional_accuracy",) if conditional else ())
 
 
 def _classifies(extractor):
@@ -58,6 +58,11 @@ def check_metrics(names, extractor, dataset, num_classes=None):
     unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise ValueError(f"Unknown metric {', '.join(map(repr, unknown))}. Choose from: {', '.join(METRICS)}.")
+    if "confident_share" in names and not _classifies(extractor):
+        raise ValueError(
+            f"confident_share needs a classifier of the dataset's classes as features ('digits' on digits), "
+            f"not {extractor.name!r}."
+        )
     if "is" in names and not extractor.has_probabilities:
         raise ValueError(
             f"The Inception Score needs class probabilities, which the {extractor.name!r} "
@@ -218,6 +223,15 @@ def _mode_coverage(real, fake, context):
 @register_metric("swd", samples=True)  # and swd_<resolution> per pyramid level
 def _swd(real, fake, context):
     return multiscale_swd(real.samples, fake.samples, seed=context["seed"])
+
+
+@register_metric("confident_share", keys=("confident_share", "real_confident_share", "min_class_share",
+                                          "max_class_share"))  # and class_share_<k> per class
+def _confident_share(real, fake, context):
+    confident, shares = distances.class_shares(fake.probabilities)
+    results = {"confident_share": confident, "real_confident_share": distances.class_shares(real.probabilities)[0],
+               "min_class_share": float(shares.min()), "max_class_share": float(shares.max())}
+    return {**results, **{f"class_share_{k}": float(share) for k, share in enumerate(shares)}}
 
 
 @register_metric("conditional_accuracy")

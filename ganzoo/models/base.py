@@ -483,7 +483,13 @@ class GAN(AdversarialModel):
         def zeros():
             return [tf.zeros_like(v) for v in variables]
 
-        return tf.cond(self.d_optimizer.iterations % self.r1_every == 0, gradients, zeros)
+        due = self.d_optimizer.iterations % self.r1_every == 0
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            # Synchronised batch norm inside a branch would be a cross-replica
+            # merge inside control flow, which TF refuses: on several replicas
+            # the penalty is computed every step and weighted 0 between.
+            return [g * ops.cast(due, g.dtype) for g in gradients()]
+        return tf.cond(due, gradients, zeros)
 
     def sample_noise(self, batch_size):
         """This replica's share of the latent noise z ~ N(0, I) for a global batch."""

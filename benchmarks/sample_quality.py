@@ -1,0 +1,171 @@
+"""Sample quality on digits, judged twice: by ganzoo's digits features and by
+a classifier ganzoo never uses.
+
+    python benchmarks/sample_quality.py --evaluate runs/dcgan saved_models/wgan ...
+    python benchmarks/sample_quality.py --entry dcgan --variants baseline ema diffaugment \\
+        --seeds 0 1 2 [--epochs 75] [--json benchmarks/results/ablation.json]
+    python benchmarks/sample_quality.py --table benchmarks/results/ablation.json
+
+For each generator: FID and KID (digits features, 10,000 samples against the
+360 held-out test digits), the *confident share* (the fraction of samples
+the digits classifier puts in one class with p > 0.8) and the class
+histogram, from two judges:
+
+- `digits`: ganzoo's CNN classifier (`ganzoo.metrics.features`), whose
+  features FID uses;
+- `svc`: scikit-learn's RBF support-vector classifier with Platt-scaled
+  probabilities, trained on the 8x8 training digits; samples are averaged
+  down from 32x32 to 8x8. It shares nothing with ganzoo's networks.
+
+The real test digits' shares are printed beside them. `--entry` trains each
+variant (the entry's YAML defaults plus the overrides in VARIANTS) with
+`ganzoo.train` and records the wall time; results are appended to `--json`
+after every run, so a stopped benchmark keeps what it finished.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CONFIDENCE = 0.8
+# The ablation on dcgan (docs/results.md): one stabiliser at a time, then together.
+VARIANTS = {
+    "baseline": {},
+    "ema": {"ema_decay": 0.999},
+    "diffaugment": {"augment": "color,translation,cutout"},
+    "adaptive": {"augment": "color,translation,cutout", "augment_probability": 0.0, "ada_target": 0.6},
+    "ema+diffaugment": {"ema_decay": 0.999, "augment": "color,translation,cutout"},
+    "ema+translation,cutout": {"ema_decay": 0.999, "augment": "translation,cutout"},
+    "r1": {"r1_weight": 1.0},
+    "sn": {"network_args": {"discriminator_norm": "spectral"}},
+    "none": None,  # the entry's defaults with every stabiliser off
+}
+OFF = {"ema_decay": None, "augment": None, "augment_probability": 1.0, "ada_target": None, "r1_weight": 0.0}
+
+
+def svc_judge():
+    """scikit-learn's SVC on the 8x8 training digits (split as ganzoo splits them)."""
+    from sklearn.svm import SVC
+
+    from ganzoo import data
+
+    images, labels = data.digits_arrays("train")
+    judge = SVC(C=10.0, gamma=0.001, probability=True, random_state=0)
+    judge.fit(_as_8x8(images * 2 - 1, already_8x8=True), labels)
+    return judge
+
+
+def _as_8x8(images, already_8x8=False):
+    """[n, H, W, 1] in [-1, 1] -> [n, 64] on sklearn's 0-16 scale, by block means."""
+    images = np.asarray(images, dtype="float64")[..., 0]
+    if not already_8x8:
+        n, side = images.shape[0], images.shape[1]
+        f = side // 8
+        images = images.reshape(n, 8, f, 8, f).mean(axis=(2, 4))
+    return ((images + 1) / 2 * 16).reshape(len(images), 64)
+
+
+def shares(probabilities):
+    probabilities = np.asarray(probabilities)
+    confident = float(np.mean(probabilities.max(axis=1) > CONFIDENCE))
+    histogram = np.bincount(probabilities.argmax(axis=1), minlength=10) / len(probabilities)
+    return confident, histogram.tolist()
+
+
+def judge_source(source, judge, n=10_000, real=None):
+    """Every figure of one generator (a model, run folder or SavedModel folder)."""
+    import ganzoo
+    from ganzoo.loading import as_sampler
+    from ganzoo.metrics.evaluation import generated_batches
+
+    scores = ganzoo.evaluate(source, dataset="digits", metrics=["fid", "kid", "confident_share"], n=n, progress=False)
+    sampler = as_sampler(source)
+    samples = np.concatenate(list(generated_batches(sampler, n)))
+    confident, histogram = shares(judge.predict_proba(_as_8x8(samples)))
+    return {
+        "fid": scores["fid"], "kid": scores["kid"],
+        "digits_confident": scores["confident_share"], "digits_real_confident": scores["real_confident_share"],
+        "digits_histogram": [scores[f"class_share_{k}"] for k in range(10)],
+        "svc_confident": confident, "svc_real_confident": real, "svc_histogram": histogram,
+    }
+
+
+def real_svc_share(judge):
+    from ganzoo import data
+
+    images, _ = data.digits_arrays("test")
+    return shares(judge.predict_proba(_as_8x8(images * 2 - 1, already_8x8=True)))[0]
+
+
+def train_variant(entry, variant, seed, epochs, out):
+    import ganzoo
+
+    # network_args are merged into the entry's own.
+    overrides = dict(OFF) if VARIANTS[variant] is None else dict(VARIANTS[variant])
+    start = time.perf_counter()
+    run = ganzoo.train(entry, "digits", epochs=epochs, out=out, resume=False, seed=seed, eval_every=0, **overrides)
+    return run, time.perf_counter() - start
+
+
+def append(path, record):
+    records = json.loads(Path(path).read_text()) if path and Path(path).exists() else []
+    records.append(record)
+    if path:
+        Path(path).write_text(json.dumps(records, indent=1))
+
+
+def table(records):
+    rows = ["| generator | seed | train time | FID | KID | confident (digits) | confident (svc) | "
+            "smallest / largest class (svc) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in records:
+        time_s = f"{r['seconds']:.0f} s" if r.get("seconds") else ""
+        hist = r["svc_histogram"]
+        rows.append(
+            f"| {r['name']} | {r.get('seed', '')} | {time_s} | {r['fid']:.2f} | {r['kid']:.3f} | "
+            f"{r['digits_confident']:.1%} (real {r['digits_real_confident']:.1%}) | "
+            f"{r['svc_confident']:.1%} (real {r['svc_real_confident']:.1%}) | {min(hist):.1%} / {max(hist):.1%} |"
+        )
+    return "\n".join(rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--evaluate", nargs="+", default=[], help="run folders, SavedModel folders or entry names")
+    parser.add_argument("--entry", help="train variants of this entry")
+    parser.add_argument("--variants", nargs="+", default=["baseline"], choices=sorted(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--epochs", type=int, default=None, help="default: the entry's")
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--table", nargs="+", default=[], help="print the table of these JSON files")
+    parser.add_argument("--keep", default=None, help="keep the trained runs under this folder")
+    args = parser.parse_args()
+    if args.table:
+        print(table([r for path in args.table for r in json.loads(Path(path).read_text())]))
+        return
+    judge = svc_judge()
+    real = real_svc_share(judge)
+    for source in args.evaluate:
+        record = {"name": str(source), **judge_source(source, judge, args.n, real)}
+        append(args.json, record)
+        print(table([record]).splitlines()[-1], flush=True)
+    if args.entry:
+        root = Path(args.keep or tempfile.mkdtemp(prefix="ganzoo-quality-"))
+        for variant in args.variants:
+            for seed in args.seeds:
+                out = root / f"{args.entry}-{variant}-{seed}"
+                run, seconds = train_variant(args.entry, variant, seed, args.epochs, out)
+                record = {"name": f"{args.entry} {variant}", "entry": args.entry, "variant": variant, "seed": seed,
+                          "epochs": run.epochs, "seconds": seconds, "cpus": os.cpu_count(),
+                          **judge_source(run.model, judge, args.n, real)}
+                append(args.json, record)
+                print(table([record]).splitlines()[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()
