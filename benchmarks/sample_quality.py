@@ -13,8 +13,8 @@ histogram, from two judges:
 
 - `digits`: ganzoo's CNN classifier (`ganzoo.metrics.features`), whose
   features FID uses;
-- `svc`: scikit-learn's RBF support-vector classifier with Platt-scaled
-  probabilities, trained on the 8x8 training digits; samples are averaged
+- `svc`: scikit-learn's RBF support-vector classifier with sigmoid-calibrated
+  probabilities (`CalibratedClassifierCV`), trained on the 8x8 training digits; samples are averaged
   down from 32x32 to 8x8. It shares nothing with ganzoo's networks.
 
 The real test digits' shares are printed beside them. `--entry` trains each
@@ -50,12 +50,13 @@ OFF = {"ema_decay": None, "augment": None, "augment_probability": 1.0, "ada_targ
 
 def svc_judge():
     """scikit-learn's SVC on the 8x8 training digits (split as ganzoo splits them)."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC
 
     from ganzoo import data
 
     images, labels = data.digits_arrays("train")
-    judge = SVC(C=10.0, gamma=0.001, probability=True, random_state=0)
+    judge = CalibratedClassifierCV(SVC(C=10.0, gamma=0.001), ensemble=False)
     judge.fit(_as_8x8(images * 2 - 1, already_8x8=True), labels)
     return judge
 
@@ -79,11 +80,10 @@ def shares(probabilities):
 
 def judge_source(source, judge, n=10_000, real=None):
     """Every figure of one generator (a model, run folder or SavedModel folder)."""
-    import ganzoo
     from ganzoo.loading import as_sampler
-    from ganzoo.metrics.evaluation import generated_batches
+    from ganzoo.metrics.evaluation import evaluate, generated_batches
 
-    scores = ganzoo.evaluate(source, dataset="digits", metrics=["fid", "kid", "confident_share"], n=n, progress=False)
+    scores = evaluate(source, dataset="digits", metrics=["fid", "kid", "confident_share"], n=n, progress=False)["metrics"]
     sampler = as_sampler(source)
     samples = np.concatenate(list(generated_batches(sampler, n)))
     confident, histogram = shares(judge.predict_proba(_as_8x8(samples)))
@@ -108,7 +108,8 @@ def train_variant(entry, variant, seed, epochs, out):
     # network_args are merged into the entry's own.
     overrides = dict(OFF) if VARIANTS[variant] is None else dict(VARIANTS[variant])
     start = time.perf_counter()
-    run = ganzoo.train(entry, "digits", epochs=epochs, out=out, resume=False, seed=seed, eval_every=0, **overrides)
+    run = ganzoo.train(entry, "digits", epochs=epochs, out=out, resume=False, seed=seed, eval_every=0, verbose=2,
+                       **overrides)
     return run, time.perf_counter() - start
 
 

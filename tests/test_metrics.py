@@ -174,3 +174,14 @@ def test_mode_coverage_rejects_bad_input():
     with pytest.raises(ValueError, match=r"\[n, 2\]"):
         ganzoo.metrics.mode_coverage(np.zeros((3, 3)))
 
+
+
+def test_class_shares_count_confident_samples_and_classes():
+    from ganzoo.metrics.distances import class_shares
+
+    probabilities = np.array([[0.9, 0.1, 0.0], [0.5, 0.4, 0.1], [0.05, 0.05, 0.9], [0.1, 0.85, 0.05]])
+    confident, shares = class_shares(probabilities)
+    assert confident == 0.75  # p > 0.8 for three of four
+    np.testing.assert_allclose(shares, [0.5, 0.25, 0.25])  # argmax classes 0, 0, 2, 1
+    with pytest.raises(ValueError, match="class probabilities"):
+        class_shares(np.ones(3))
