@@ -41,9 +41,10 @@ VARIANTS = {
     "adaptive": {"augment": "color,translation,cutout", "augment_probability": 0.0, "ada_target": 0.6},
     "ema+diffaugment": {"ema_decay": 0.999, "augment": "color,translation,cutout"},
     "ema+translation,cutout": {"ema_decay": 0.999, "augment": "translation,cutout"},
-    "r1": {"r1_weight": 1.0},
+    "r1": {"r1_weight": 1.0, "network_args": {"discriminator_norm": "layer"}},  # R1 refuses batch norm in D
+    "layer-norm D": {"network_args": {"discriminator_norm": "layer"}},  # what "r1" changes besides R1
     "sn": {"network_args": {"discriminator_norm": "spectral"}},
-    "none": None,  # the entry's defaults with every stabiliser off
+    "defaults": None,  # the entry's YAML as it is
 }
 OFF = {"ema_decay": None, "augment": None, "augment_probability": 1.0, "ada_target": None, "r1_weight": 0.0}
 
@@ -105,8 +106,9 @@ def real_svc_share(judge):
 def train_variant(entry, variant, seed, epochs, out):
     import ganzoo
 
+    # Every variant starts from the entry's YAML with the stabilisers off;
     # network_args are merged into the entry's own.
-    overrides = dict(OFF) if VARIANTS[variant] is None else dict(VARIANTS[variant])
+    overrides = {} if VARIANTS[variant] is None else {**OFF, **VARIANTS[variant]}
     start = time.perf_counter()
     run = ganzoo.train(entry, "digits", epochs=epochs, out=out, resume=False, seed=seed, eval_every=0, verbose=2,
                        **overrides)

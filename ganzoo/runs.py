@@ -191,7 +191,9 @@ class RunFolder:
                            "after ganzoo wrote it. Start over with --force (force=True).") from None
         except ValueError as error:
             raise RunError(f"The checkpoint {path} does not fit this model ({error}); was the run trained with "
-                           "other options? Choose another --out (out=), or start over with --force.") from None
+                           "other options, or by an older ganzoo whose defaults for this entry differ (its "
+                           "model.keras holds the config it had)? Set those options with --set, choose another "
+                           "--out (out=), or start over with --force.") from None
         return state["epoch"]
 
     def save_model(self, model):

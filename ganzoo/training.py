@@ -159,6 +159,12 @@ def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
         "seed": seed,
         "overrides": overrides,
     }
+    if model is None and known:
+        # The entry's YAML as this run starts: a resume rebuilds from it, so
+        # a later change of the defaults (a new ganzoo) does not change a run.
+        entry = registry.model_config(name)
+        settings["entry_defaults"] = json.loads(json.dumps(
+            {section: entry.get(section, {}) for section in ("model", "compile")}, default=str))
     if model is not None:
         # What the entry's name and overrides say for a model from ganzoo.load:
         # a resume must rebuild the same model.
@@ -197,6 +203,11 @@ def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_cal
     new_folder = not folder.path.exists()
     # Read before anything is written: did this call change the run's learning rates?
     previous = folder.settings() if runs.is_run(folder.path) and not force else settings
+    if previous is not settings and "entry_defaults" in settings:
+        if "entry_defaults" in previous:  # the run continues as it began
+            settings["entry_defaults"] = previous["entry_defaults"]
+        else:  # a run of a ganzoo that did not record them: today's YAML, as it did
+            del settings["entry_defaults"]
     rates_changed = runs.learning_rates_changed(previous, settings)
     done, files = _claim(folder, chief, settings, epochs, resume, force)
     try:
@@ -310,7 +321,8 @@ def _claim(folder, chief, settings, epochs, resume, force):
 def _training_data(cls, name, model, settings, options):
     """The entry's pipeline for the run's dataset, shaped as the model or its YAML says."""
     shape = tuple(model.data_shape if model is not None else
-                  settings["overrides"].get("data_shape", registry.model_config(name)["model"]["data_shape"]))
+                  settings["overrides"].get("data_shape", settings.get("entry_defaults", {}).get("model", {}).get(
+                      "data_shape", registry.model_config(name)["model"]["data_shape"])))
     image = len(shape) == 3
     return cls.training_data(
         settings["dataset"], settings["batch_size"], image_size=settings["image_size"] or (shape[0] if image else None),
@@ -321,7 +333,9 @@ def _training_data(cls, name, model, settings, options):
 def _build_model(cls, name, train_data, dataset_name, settings, jit_compile):
     """The entry built for the data: its sample shape (and, for cgan, its classes)."""
     data_shape = tuple(_first_spec(train_data.element_spec).shape[1:])
-    model_args = {**cls.options_from_data(dataset_name), **settings["overrides"], "data_shape": data_shape}
+    defaults = settings.get("entry_defaults", {})
+    model_args = {**defaults.get("model", {}), **defaults.get("compile", {}), **cls.options_from_data(dataset_name),
+                  **settings["overrides"], "data_shape": data_shape}
     if jit_compile is not None:
         model_args["jit_compile"] = jit_compile
     return registry.build(name, **model_args)

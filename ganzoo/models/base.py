@@ -387,6 +387,12 @@ class GAN(AdversarialModel):
         super().__init__(data_shape, network=network, network_args=network_args, seed=seed, **kwargs)
         if self.augment and len(self.data_shape) != 3:
             raise ValueError(f"augment transforms images (H, W, C); data_shape {self.data_shape} is not one.")
+        if self.r1_weight and any(isinstance(layer, keras.layers.BatchNormalization)
+                                  for layer in self.discriminator.layers):
+            raise ValueError(
+                "R1 penalises D's gradient at each real sample, which batch norm mixes across the batch; "
+                "use network_args={'discriminator_norm': 'spectral'}, 'layer' or None with r1_weight."
+            )
         if self.ema_decay:
             self.ema_generator = self.clone_generator()
             self.ema_generator.set_weights(self.generator.get_weights())
@@ -457,11 +463,19 @@ class GAN(AdversarialModel):
         return augment_lib.augment(samples, self.augment, self.augment_p, uniform)
 
     def real_penalty(self, real, labels=None, weight=None):
-        """The R1 penalty of `real` with gamma `weight` (default `r1_weight`)."""
-        return losses_lib.r1_penalty(
-            lambda x, training: self.discriminate(self.augmented(x), labels, training=training),
-            real, weight=self.r1_weight if weight is None else weight,
-        )
+        """The R1 penalty of `real` with gamma `weight` (default `r1_weight`).
+
+        On the real data as given (the paper's definition), with D in
+        training mode but stateless: the penalty's extra D pass neither
+        draws noise nor moves D's state, so a lazy step on one replica (a
+        branch) and on several (weighted 0 between) do the same.
+        """
+
+        def critic(x, training):
+            with keras.StatelessScope():
+                return self.discriminate(x, labels, training=training)
+
+        return losses_lib.r1_penalty(critic, real, weight=self.r1_weight if weight is None else weight)
 
     def lazy_penalty_gradients(self, real, labels=None):
         """Gradients of k * R1 for D's variables on every k-th D step, zeros
@@ -535,9 +549,17 @@ class GAN(AdversarialModel):
         if self.ema_decay:
             self.update_average()
         logs = self.track(d_loss, g_loss, real_logits, fake_logits)
-        if self.augment:
+        if self.ada_target is not None:  # the probability ADA tunes
             logs = {**logs, **self.step_logs({"augment_p": ops.convert_to_tensor(self.augment_p)})}
         return logs
+
+    def compile(self, g_optimizer="adam", d_optimizer="adam", loss="non_saturating", **kwargs):
+        super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, **kwargs)
+        if self.ada_target is not None and self.gan_loss == "wasserstein":
+            raise ValueError(
+                "ada_target steers p by E[sign(D(real))], which means nothing for a Wasserstein critic, "
+                "whose output has an arbitrary offset. Use a fixed augment_probability with this loss."
+            )
 
     def adapt_augmentation(self, real_logits, batch_size):
         """ADA's rule: p += sign(r_t - target) * (images this step) / ada_images,

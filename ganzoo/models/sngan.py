@@ -4,6 +4,7 @@ Generative Adversarial Networks" (arXiv:1802.05957)."""
 import keras
 from keras import layers
 
+from ganzoo import layers as zoo_layers
 from ganzoo.layers import LeakyReLU, SpectralConv2D, SpectralDense
 from ganzoo.models.base import GAN, serializable
 from ganzoo.models.dcgan import widths
@@ -27,9 +28,9 @@ def sngan(latent_dim, data_shape, filters=64, max_filters=512, slope=0.1):
     z = keras.Input((latent_dim,), name="z")
     x = layers.Reshape((4, 4, top))(layers.Dense(4 * 4 * top)(z))
     for units in width_at:
-        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.ReLU()(zoo_layers.BatchNormalization()(x))
         x = layers.Conv2DTranspose(units, 4, strides=2, padding="same")(x)
-    x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.ReLU()(zoo_layers.BatchNormalization()(x))
     images = layers.Conv2D(data_shape[-1], 3, padding="same", activation="tanh", dtype="float32")(x)
     generator = keras.Model(z, images, name="generator")
 
