@@ -13,9 +13,13 @@ histogram, from two judges:
 
 - `digits`: ganzoo's CNN classifier (`ganzoo.metrics.features`), whose
   features FID uses;
-- `svc`: scikit-learn's RBF support-vector classifier with sigmoid-calibrated
-  probabilities (`CalibratedClassifierCV`), trained on the 8x8 training digits; samples are averaged
-  down from 32x32 to 8x8. It shares nothing with ganzoo's networks.
+- `logreg`: scikit-learn's logistic regression (C = 0.05) on the 1,024
+  pixels of the 32x32 training digits. It shares nothing with ganzoo's
+  networks, and it is confident on 88.9 % of the real test digits, as the
+  independent classifier of the issue that asked for this was (88 %). (An
+  SVC on digits averaged down to 8x8 was tried first and dropped: the
+  averaging hides noise, and it was confident on 91 % of samples that were
+  noisy blobs.)
 
 The real test digits' shares are printed beside them. `--entry` trains each
 variant (the entry's YAML defaults plus the overrides in VARIANTS) with
@@ -49,27 +53,19 @@ VARIANTS = {
 OFF = {"ema_decay": None, "augment": None, "augment_probability": 1.0, "ada_target": None, "r1_weight": 0.0}
 
 
-def svc_judge():
-    """scikit-learn's SVC on the 8x8 training digits (split as ganzoo splits them)."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.svm import SVC
+def independent_judge():
+    """Logistic regression on the pixels of the training digits, as ganzoo renders them."""
+    from sklearn.linear_model import LogisticRegression
 
-    from ganzoo import data
+    from ganzoo.metrics.features import digits_images
 
-    images, labels = data.digits_arrays("train")
-    judge = CalibratedClassifierCV(SVC(C=10.0, gamma=0.001), ensemble=False)
-    judge.fit(_as_8x8(images * 2 - 1, already_8x8=True), labels)
-    return judge
+    images, labels = digits_images("train")
+    return LogisticRegression(C=0.05, max_iter=2000).fit(_pixels(images), labels)
 
 
-def _as_8x8(images, already_8x8=False):
-    """[n, H, W, 1] in [-1, 1] -> [n, 64] on sklearn's 0-16 scale, by block means."""
-    images = np.asarray(images, dtype="float64")[..., 0]
-    if not already_8x8:
-        n, side = images.shape[0], images.shape[1]
-        f = side // 8
-        images = images.reshape(n, 8, f, 8, f).mean(axis=(2, 4))
-    return ((images + 1) / 2 * 16).reshape(len(images), 64)
+def _pixels(images):
+    images = np.asarray(images, dtype="float64")
+    return images.reshape(len(images), -1)
 
 
 def shares(probabilities):
@@ -87,20 +83,19 @@ def judge_source(source, judge, n=10_000, real=None):
     scores = evaluate(source, dataset="digits", metrics=["fid", "kid", "confident_share"], n=n, progress=False)["metrics"]
     sampler = as_sampler(source)
     samples = np.concatenate(list(generated_batches(sampler, n)))
-    confident, histogram = shares(judge.predict_proba(_as_8x8(samples)))
+    confident, histogram = shares(judge.predict_proba(_pixels(samples)))
     return {
         "fid": scores["fid"], "kid": scores["kid"],
         "digits_confident": scores["confident_share"], "digits_real_confident": scores["real_confident_share"],
         "digits_histogram": [scores[f"class_share_{k}"] for k in range(10)],
-        "svc_confident": confident, "svc_real_confident": real, "svc_histogram": histogram,
+        "logreg_confident": confident, "logreg_real_confident": real, "logreg_histogram": histogram,
     }
 
 
-def real_svc_share(judge):
-    from ganzoo import data
+def real_share(judge):
+    from ganzoo.metrics.features import digits_images
 
-    images, _ = data.digits_arrays("test")
-    return shares(judge.predict_proba(_as_8x8(images * 2 - 1, already_8x8=True)))[0]
+    return shares(judge.predict_proba(_pixels(digits_images("test")[0])))[0]
 
 
 def train_variant(entry, variant, seed, epochs, out):
@@ -123,15 +118,15 @@ def append(path, record):
 
 
 def table(records):
-    rows = ["| generator | seed | train time | FID | KID | confident (digits) | confident (svc) | "
-            "smallest / largest class (svc) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| generator | seed | train time | FID | KID | confident (digits) | confident (logreg) | "
+            "smallest / largest class (logreg) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in records:
         time_s = f"{r['seconds']:.0f} s" if r.get("seconds") else ""
-        hist = r["svc_histogram"]
+        hist = r["logreg_histogram"]
         rows.append(
             f"| {r['name']} | {r.get('seed', '')} | {time_s} | {r['fid']:.2f} | {r['kid']:.3f} | "
             f"{r['digits_confident']:.1%} (real {r['digits_real_confident']:.1%}) | "
-            f"{r['svc_confident']:.1%} (real {r['svc_real_confident']:.1%}) | {min(hist):.1%} / {max(hist):.1%} |"
+            f"{r['logreg_confident']:.1%} (real {r['logreg_real_confident']:.1%}) | {min(hist):.1%} / {max(hist):.1%} |"
         )
     return "\n".join(rows)
 
@@ -151,8 +146,8 @@ def main():
     if args.table:
         print(table([r for path in args.table for r in json.loads(Path(path).read_text())]))
         return
-    judge = svc_judge()
-    real = real_svc_share(judge)
+    judge = independent_judge()
+    real = real_share(judge)
     for source in args.evaluate:
         record = {"name": str(source), **judge_source(source, judge, args.n, real)}
         append(args.json, record)
