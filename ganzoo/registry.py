@@ -137,13 +137,17 @@ def tiny_overrides(name):
     return model_config(name).get("tiny", {})
 
 
-def resolve_config(name, **overrides):
+def resolve_config(name, defaults=None, **overrides):
     """The entry's config with `overrides` merged and every section validated.
 
     An override goes to `model` if the class's constructor takes it, else to
     `compile`; a key neither takes is an error naming the keys that are.
+    `defaults`: `{"model": ..., "compile": ...}` in place of the YAML's
+    (a run's record of the YAML it began with).
     """
     config = model_config(name)
+    if defaults is not None:
+        config.update(copy.deepcopy({section: defaults.get(section, {}) for section in ("model", "compile")}))
     cls = model_class(name)
     for section in ("model", "compile"):
         config.setdefault(section, {})
@@ -175,9 +179,10 @@ def resolve_config(name, **overrides):
     return config
 
 
-def build(name, **overrides):
-    """A built and compiled model from the entry's defaults and `overrides`."""
-    config = resolve_config(name, **overrides)
+def build(name, defaults=None, **overrides):
+    """A built and compiled model from the entry's defaults (or `defaults`,
+    as `resolve_config` takes them) and `overrides`."""
+    config = resolve_config(name, defaults, **overrides)
     try:
         model = model_class(name)(name=name, **config["model"])
     except Exception as error:  # TensorFlow's ResourceExhaustedError, or MemoryError: the networks do not fit

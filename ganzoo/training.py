@@ -333,12 +333,10 @@ def _training_data(cls, name, model, settings, options):
 def _build_model(cls, name, train_data, dataset_name, settings, jit_compile):
     """The entry built for the data: its sample shape (and, for cgan, its classes)."""
     data_shape = tuple(_first_spec(train_data.element_spec).shape[1:])
-    defaults = settings.get("entry_defaults", {})
-    model_args = {**defaults.get("model", {}), **defaults.get("compile", {}), **cls.options_from_data(dataset_name),
-                  **settings["overrides"], "data_shape": data_shape}
+    model_args = {**cls.options_from_data(dataset_name), **settings["overrides"], "data_shape": data_shape}
     if jit_compile is not None:
         model_args["jit_compile"] = jit_compile
-    return registry.build(name, **model_args)
+    return registry.build(name, settings.get("entry_defaults"), **model_args)
 
 
 def _announcement(name, model, settings, epochs, strategy, folder, done, chief):

@@ -231,3 +231,27 @@ def test_a_resume_keeps_a_rate_a_callback_lowered(tmp_path):
     ganzoo.train("vanilla", epochs=1, callbacks=[Lower()], **options)
     run = ganzoo.train("vanilla", epochs=2, resume=True, **options)
     assert float(run.model.g_optimizer.learning_rate) == pytest.approx(1e-6)  # the checkpoint's, not the YAML's
+
+
+def test_a_resume_rebuilds_the_entry_as_it_was_when_the_run_began(tmp_path, monkeypatch):
+    from ganzoo import registry
+
+    options = dict(dataset="ring", out=tmp_path / "run", batch_size=64, **QUIET, **tiny_settings("vanilla"))
+    first = ganzoo.train("vanilla", epochs=1, **options)
+    recorded = runs.RunFolder(first.path).settings()["entry_defaults"]
+    assert recorded["model"]["network"] == "mlp" and "compile" in recorded
+    # A newer ganzoo ships other defaults for the entry: the run goes on as it began.
+    original = registry.model_config
+
+    def newer(name):
+        config = original(name)
+        if name == "vanilla":
+            config["model"]["d_steps"] = 3
+            config["model"]["ema_decay"] = 0.9
+        return config
+
+    monkeypatch.setattr(registry, "model_config", newer)
+    assert ganzoo.load("vanilla").d_steps == 3
+    resumed = ganzoo.train("vanilla", epochs=2, resume=True, **options)
+    assert resumed.model.d_steps == 1 and not resumed.model.ema_decay
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
