@@ -326,6 +326,19 @@ class _SpectrallyNormalized:
             trainable=False, name="power_u", aggregation="only_first_replica",
         )
 
+    # Keras' Dense and Conv save a fixed list of their own variables; u goes beside them.
+    _U_KEY = "power_u"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._U_KEY] = self.power_u.numpy()
+
+    def load_own_variables(self, store):
+        # The whole store: Keras checks that it holds as many entries as the
+        # layer has variables (u included), then reads its own by index.
+        super().load_own_variables(store)
+        self.power_u.assign(store[self._U_KEY])
+
     def normalized_kernel(self, training=False):
         kernel = self.kernel
         sigma, u = spectral_norm(ops.reshape(kernel, (-1, kernel.shape[-1])), self.power_u, self.power_iterations)

@@ -277,3 +277,15 @@ def test_the_sngan_discriminator_is_spectrally_normalised_everywhere():
     weighted = [layer for layer in model.discriminator.layers if layer.weights]
     assert weighted and all(isinstance(layer, (layers.SpectralConv2D, layers.SpectralDense)) for layer in weighted)
     assert model.gan_loss == "hinge"
+
+
+def test_power_iteration_vectors_are_saved_and_loaded(tmp_path):
+    model = tiny_model("dcgan", **SPECTRAL)
+    model.discriminator_step(tf.constant(batch_for(model)))  # u moves away from its initial value
+    model.save(tmp_path / "model.keras")
+    model.save_weights(tmp_path / "model.weights.h5")
+    fresh = tiny_model("dcgan", **SPECTRAL)
+    fresh.load_weights(tmp_path / "model.weights.h5")
+    for other in (ganzoo.load_model(tmp_path / "model.keras"), fresh):
+        us = [(a, b) for a, b in zip(model.discriminator.weights, other.discriminator.weights) if a.name == "power_u"]
+        assert us and all(np.array_equal(a.numpy(), b.numpy()) for a, b in us)
