@@ -82,7 +82,8 @@ def judge_source(source, judge, n=10_000, real=None):
 
     scores = evaluate(source, dataset="digits", metrics=["fid", "kid", "confident_share"], n=n, progress=False)["metrics"]
     sampler = as_sampler(source)
-    samples = np.concatenate(list(generated_batches(sampler, n)))
+    # A conditional sampler yields (samples, labels), every class in turn.
+    samples = np.concatenate([b[0] if isinstance(b, tuple) else b for b in generated_batches(sampler, n)])
     confident, histogram = shares(judge.predict_proba(_pixels(samples)))
     return {
         "fid": scores["fid"], "kid": scores["kid"],
