@@ -191,9 +191,7 @@ class RunFolder:
                            "after ganzoo wrote it. Start over with --force (force=True).") from None
         except ValueError as error:
             raise RunError(f"The checkpoint {path} does not fit this model ({error}); was the run trained with "
-                           "other options, or by an older ganzoo whose defaults for this entry differ (its "
-                           "model.keras holds the config it had)? Set those options with --set, choose another "
-                           "--out (out=), or start over with --force.") from None
+                           "other options? Choose another --out (out=), or start over with --force.") from None
         return state["epoch"]
 
     def save_model(self, model):
@@ -325,6 +323,19 @@ def _flat(settings, prefix=""):
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def saved_model_options(path):
+    """The constructor options in a `.keras` file's config (None if there is
+    no readable file): what a run of an older ganzoo was built with."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))["config"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return {key: value for key, value in config.items() if key not in ("name", "trainable", "dtype")}
 
 
 def learning_rates_changed(before, after):

@@ -204,10 +204,7 @@ def _train(name, model, dataset, epochs, out, resume, force, strategy, extra_cal
     # Read before anything is written: did this call change the run's learning rates?
     previous = folder.settings() if runs.is_run(folder.path) and not force else settings
     if previous is not settings and "entry_defaults" in settings:
-        if "entry_defaults" in previous:  # the run continues as it began
-            settings["entry_defaults"] = previous["entry_defaults"]
-        else:  # a run of a ganzoo that did not record them: today's YAML, as it did
-            del settings["entry_defaults"]
+        options["legacy_defaults"] = _continue_as_recorded(name, folder, previous, settings, verbose)
     rates_changed = runs.learning_rates_changed(previous, settings)
     done, files = _claim(folder, chief, settings, epochs, resume, force)
     try:
@@ -235,7 +232,7 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
             raise ValueError(f"--batch-size {settings['batch_size']} (batch_size=) is larger than the dataset "
                              f"{settings['dataset']}: not one full batch. Choose a smaller batch.")
         if model is None:
-            model = _build_model(cls, name, train_data, dataset_name, settings, jit_compile)
+            model = _build_model(cls, name, train_data, dataset_name, settings, jit_compile, _defaults(settings, options))
     if verbose:
         print(_announcement(name, model, settings, epochs, strategy, folder, done, chief), flush=True)
     # The entry's callbacks read the optimizers' initial state: before the restore.
@@ -309,6 +306,27 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
     return Run(folder.path, model)
 
 
+def _continue_as_recorded(name, folder, previous, settings, verbose):
+    """A resume rebuilds the entry from the YAML the run began with, not
+    today's. Returns the defaults of a run that did not record them (from its
+    model.keras; the settings stay as recorded), or None."""
+    today, legacy = settings["entry_defaults"], None
+    if "entry_defaults" in previous:
+        settings["entry_defaults"] = previous["entry_defaults"]
+    else:  # a run of a ganzoo that did not record its YAML
+        del settings["entry_defaults"]
+        recorded = runs.saved_model_options(folder.model_file)
+        if recorded is None:
+            return None
+        legacy = {"model": recorded, "compile": today.get("compile", {})}
+    now = legacy or settings["entry_defaults"]
+    differ = sorted(k for k in {**today["model"], **now["model"]} if today["model"].get(k) != now["model"].get(k))
+    if differ and verbose:
+        print(f"{folder.path} continues with {name}'s options as the run began; today's YAML differs in "
+              f"{', '.join(differ)}.", flush=True)
+    return legacy
+
+
 def _claim(folder, chief, settings, epochs, resume, force):
     """`(epochs done, the folder this process writes)`: the run itself on the
     chief; on another worker a scratch folder deleted at the end (it runs the
@@ -321,7 +339,7 @@ def _claim(folder, chief, settings, epochs, resume, force):
 def _training_data(cls, name, model, settings, options):
     """The entry's pipeline for the run's dataset, shaped as the model or its YAML says."""
     shape = tuple(model.data_shape if model is not None else
-                  settings["overrides"].get("data_shape", settings.get("entry_defaults", {}).get("model", {}).get(
+                  settings["overrides"].get("data_shape", (_defaults(settings, options) or {}).get("model", {}).get(
                       "data_shape", registry.model_config(name)["model"]["data_shape"])))
     image = len(shape) == 3
     return cls.training_data(
@@ -330,13 +348,18 @@ def _training_data(cls, name, model, settings, options):
     )
 
 
-def _build_model(cls, name, train_data, dataset_name, settings, jit_compile):
+def _defaults(settings, options):
+    """The entry's YAML as the run recorded it (or as a legacy run's model.keras says), or None: today's."""
+    return settings.get("entry_defaults") or options.get("legacy_defaults")
+
+
+def _build_model(cls, name, train_data, dataset_name, settings, jit_compile, defaults=None):
     """The entry built for the data: its sample shape (and, for cgan, its classes)."""
     data_shape = tuple(_first_spec(train_data.element_spec).shape[1:])
     model_args = {**cls.options_from_data(dataset_name), **settings["overrides"], "data_shape": data_shape}
     if jit_compile is not None:
         model_args["jit_compile"] = jit_compile
-    return registry.build(name, settings.get("entry_defaults"), **model_args)
+    return registry.build(name, defaults, **model_args)
 
 
 def _announcement(name, model, settings, epochs, strategy, folder, done, chief):

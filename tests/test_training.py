@@ -248,10 +248,37 @@ def test_a_resume_rebuilds_the_entry_as_it_was_when_the_run_began(tmp_path, monk
         if name == "vanilla":
             config["model"]["d_steps"] = 3
             config["model"]["ema_decay"] = 0.9
+            config["compile"]["loss"] = "hinge"
         return config
 
     monkeypatch.setattr(registry, "model_config", newer)
     assert ganzoo.load("vanilla").d_steps == 3
     resumed = ganzoo.train("vanilla", epochs=2, resume=True, **options)
     assert resumed.model.d_steps == 1 and not resumed.model.ema_decay
+    assert resumed.model.gan_loss == first.model.gan_loss == "non_saturating"
     assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_a_run_of_a_ganzoo_that_did_not_record_its_yaml_resumes_from_its_model_file(tmp_path, monkeypatch):
+    import json
+
+    from ganzoo import registry
+
+    options = dict(dataset="ring", out=tmp_path / "run", batch_size=64, **QUIET, **tiny_settings("vanilla"))
+    ganzoo.train("vanilla", epochs=1, **options)
+    record_file = tmp_path / "run" / "run.json"
+    record = json.loads(record_file.read_text())
+    del record["settings"]["entry_defaults"]  # as ganzoo 0.1 wrote it
+    record_file.write_text(json.dumps(record))
+    original = registry.model_config
+
+    def newer(name):
+        config = original(name)
+        if name == "vanilla":
+            config["model"]["ema_decay"] = 0.9  # a default added since: the checkpoint has no average
+        return config
+
+    monkeypatch.setattr(registry, "model_config", newer)
+    resumed = ganzoo.train("vanilla", epochs=2, resume=True, **options)
+    assert not resumed.model.ema_decay and [h["epoch"] for h in resumed.history] == [1, 2]
+    assert "entry_defaults" not in json.loads(record_file.read_text())["settings"]  # the record stays as it was
