@@ -41,7 +41,9 @@ def load(name, pretrained=False, **overrides):
     if clash:
         raise ValueError(f"The pretrained {name!r} was trained with {', '.join(f'{k}={shipped[k]}' for k in clash)}; "
                          f"pretrained=True cannot change {', '.join(sorted(clash))}.")
-    model = registry.build(name, **{**overrides, **shipped})
+    # Built from the YAML the export was trained with, if its metadata has it:
+    # a later change of the defaults must not break restoring its weights.
+    model = registry.build(name, pretrained_metadata(name).get("entry_defaults"), **{**overrides, **shipped})
     return restore_pretrained(model, name)
 
 

@@ -61,6 +61,7 @@ def publish(run_dir, root=None, evaluation=None, note=None):
         "dataset": settings["dataset"],
         "data_shape": list(model.data_shape),
         "overrides": settings.get("overrides", {}),
+        "entry_defaults": settings.get("entry_defaults"),  # the YAML as the run began
         "epochs": run["epochs"],
         "steps": int(model.g_optimizer.iterations.numpy()),
         "wall_time_seconds": run.get("seconds"),
