@@ -331,13 +331,15 @@ class _SpectrallyNormalized:
 
     def save_own_variables(self, store):
         super().save_own_variables(store)
-        store[self._U_KEY] = self.power_u.numpy()
+        if self.built:
+            store[self._U_KEY] = self.power_u.numpy()
 
     def load_own_variables(self, store):
         # The whole store: Keras checks that it holds as many entries as the
         # layer has variables (u included), then reads its own by index.
         super().load_own_variables(store)
-        self.power_u.assign(store[self._U_KEY])
+        if self.built:
+            self.power_u.assign(store[self._U_KEY])
 
     def normalized_kernel(self, training=False):
         kernel = self.kernel

@@ -388,7 +388,7 @@ class GAN(AdversarialModel):
         if self.augment and len(self.data_shape) != 3:
             raise ValueError(f"augment transforms images (H, W, C); data_shape {self.data_shape} is not one.")
         if self.r1_weight and any(isinstance(layer, keras.layers.BatchNormalization)
-                                  for layer in self.discriminator.layers):
+                                  for layer in _all_layers(self.discriminator)):
             raise ValueError(
                 "R1 penalises D's gradient at each real sample, which batch norm mixes across the batch; "
                 "use network_args={'discriminator_norm': 'spectral'}, 'layer' or None with r1_weight."
@@ -688,6 +688,13 @@ class GAN(AdversarialModel):
                 "ema_decay": self.ema_decay or None, "augment": self.augment,
                 "augment_probability": self.augment_probability, "ada_target": self.ada_target,
                 "ada_images": self.ada_images, "r1_weight": self.r1_weight, "r1_every": self.r1_every}
+
+
+def _all_layers(layer):
+    """`layer` and every layer inside it, nested models included."""
+    yield layer
+    for inner in getattr(layer, "layers", ()):
+        yield from _all_layers(inner)
 
 
 def _count(name, value, most):
