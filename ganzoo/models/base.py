@@ -484,7 +484,9 @@ class GAN(AdversarialModel):
         The gradient is taken inside the branch rather than through it: the
         gradient of a `tf.cond` holding a double backward trips Grappler's
         remapper (an error line per trace), and an optimizer update inside a
-        branch would be a cross-replica merge inside control flow.
+        branch would be a cross-replica merge inside control flow, which
+        MirroredStrategy refuses (as it refuses synchronised batch norm
+        there, which R1 rules out).
         """
         variables = self.discriminator_variables()
 
@@ -497,13 +499,9 @@ class GAN(AdversarialModel):
         def zeros():
             return [tf.zeros_like(v) for v in variables]
 
-        due = self.d_optimizer.iterations % self.r1_every == 0
-        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
-            # Synchronised batch norm inside a branch would be a cross-replica
-            # merge inside control flow, which TF refuses: on several replicas
-            # the penalty is computed every step and weighted 0 between.
-            return [g * ops.cast(due, g.dtype) for g in gradients()]
-        return tf.cond(due, gradients, zeros)
+        # No cross-replica step inside the branch: R1 refuses batch norm in D,
+        # and its D pass is stateless.
+        return tf.cond(self.d_optimizer.iterations % self.r1_every == 0, gradients, zeros)
 
     def sample_noise(self, batch_size):
         """This replica's share of the latent noise z ~ N(0, I) for a global batch."""
