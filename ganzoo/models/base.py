@@ -369,9 +369,7 @@ class GAN(AdversarialModel):
     def __init__(self, data_shape, latent_dim=100, network=None, network_args=None, d_steps=1, seed=None,
                  ema_decay=None, augment=None, augment_probability=1.0, ada_target=None, ada_images=20_000,
                  r1_weight=0.0, r1_every=1, **kwargs):
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or not 1 <= latent_dim <= MAX_LATENT:
-            raise ValueError(f"latent_dim must be a positive integer (at most {MAX_LATENT}), got {latent_dim!r}.")
-        self.latent_dim = int(latent_dim)  # read by build_networks
+        self.latent_dim = _count("latent_dim", latent_dim, MAX_LATENT)  # read by build_networks
         self.d_steps = _count("d_steps", d_steps, 1000)
         self.ema_decay = _fraction("ema_decay", ema_decay or 0.0, upper_open=True)
         self.augment = ",".join(augment_lib.parse_policy(augment)) or None
@@ -467,8 +465,8 @@ class GAN(AdversarialModel):
 
         On the real data as given (the paper's definition), with D in
         training mode but stateless: the penalty's extra D pass neither
-        draws noise nor moves D's state, so a lazy step on one replica (a
-        branch) and on several (weighted 0 between) do the same.
+        draws noise nor moves D's state, so whether a lazy step runs it
+        changes nothing else.
         """
 
         def critic(x, training):
