@@ -385,8 +385,7 @@ class GAN(AdversarialModel):
         super().__init__(data_shape, network=network, network_args=network_args, seed=seed, **kwargs)
         if self.augment and len(self.data_shape) != 3:
             raise ValueError(f"augment transforms images (H, W, C); data_shape {self.data_shape} is not one.")
-        if self.r1_weight and any(isinstance(layer, keras.layers.BatchNormalization)
-                                  for layer in _all_layers(self.discriminator)):
+        if self.r1_weight and self.discriminator_has_batch_norm():
             raise ValueError(
                 "R1 penalises D's gradient at each real sample, which batch norm mixes across the batch; "
                 "use network_args={'discriminator_norm': 'spectral'}, 'layer' or None with r1_weight."
@@ -440,6 +439,11 @@ class GAN(AdversarialModel):
 
     def after_discriminator_update(self):
         """Called after each discriminator update (e.g. to clip weights)."""
+
+    def discriminator_has_batch_norm(self):
+        """Whether D (nested models included) has batch norm, which per-sample
+        gradient penalties (R1, WGAN-GP's) cannot have: it mixes the samples."""
+        return any(isinstance(layer, keras.layers.BatchNormalization) for layer in _all_layers(self.discriminator))
 
     def clone_generator(self):
         """A new generator of the same architecture (the moving average's holder)."""

@@ -78,7 +78,7 @@ class WGANGP(GAN):
         if gp_weight < 0:
             raise ValueError(f"gp_weight must be non-negative, got {gp_weight!r}.")
         self.gp_weight = float(gp_weight)
-        if any(isinstance(layer, keras.layers.BatchNormalization) for layer in self.discriminator.layers):
+        if self.discriminator_has_batch_norm():
             raise ValueError(
                 "WGAN-GP penalises the critic's gradient per sample, which batch norm mixes "
                 "across the batch; use network_args={'discriminator_norm': 'layer'} or None."
