@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIDENCE = 0.8
 # The ablation on dcgan (docs/results.md): one stabiliser at a time, then together.
 VARIANTS = {
     "baseline": {},
@@ -69,9 +68,10 @@ def _pixels(images):
 
 
 def shares(probabilities):
-    probabilities = np.asarray(probabilities)
-    confident = float(np.mean(probabilities.max(axis=1) > CONFIDENCE))
-    histogram = np.bincount(probabilities.argmax(axis=1), minlength=10) / len(probabilities)
+    """`(confident share, class histogram as a list)`, as `confident_share` computes them."""
+    from ganzoo.metrics.distances import class_shares
+
+    confident, histogram = class_shares(probabilities)
     return confident, histogram.tolist()
 
 

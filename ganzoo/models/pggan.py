@@ -331,10 +331,9 @@ class ProgressiveGAN(GAN):
         return {"serving_default": (serve, [self.latent_spec()])}
 
     def restore_exported(self, weights):
-        """The export is the grown moving-average generator: G starts from it
-        too, and the schedule is at its end."""
+        """The export is the grown (moving-average) generator, which G starts
+        from too (`GAN.restore_exported`); the schedule is at its end."""
         super().restore_exported(weights)
-        self.generator.set_weights(weights[0])  # also without a moving average
         self.images_seen.assign(float(self.total_images))
 
     def get_config(self):
