@@ -11,13 +11,10 @@ from ganzoo import augment, layers, losses, runs
 
 from conftest import batch_for, tiny_model, tiny_settings
 from test_distribute import mirrored
+from test_models import values
 
 ALL = "color,translation,cutout"
 IMAGES = np.random.default_rng(0).uniform(-1, 1, (6, 16, 16, 2)).astype("float32")
-
-
-def values(variables):
-    return [v.numpy().copy() for v in variables]
 
 
 # ------------------------------------------------------------------- EMA
