@@ -1,4 +1,4 @@
-"""The `ganzoo` command: list, train, sample, evaluate, export, serve.
+"""The `ganzoo` command: list, train, sample, evaluate, stats, export, serve.
 
 Argument parsing and printing only: the work is the library's
 (`ganzoo.training`, `ganzoo.loading`, `ganzoo.metrics`, `ganzoo.serving`).
@@ -14,6 +14,8 @@ import traceback
 from pathlib import Path
 
 from ganzoo import registry, runs
+
+RESIZE_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")  # ganzoo.metrics.fid_inception's, without TF
 
 
 class UsageError(Exception):
@@ -145,15 +147,38 @@ def _parser():
                                       "an unknown name lists the choices)")
     p.add_argument("--n", type=bounded(2, 10**7), help="generated samples (default 10000; 2500 on ring and grid)")
     p.add_argument("--split", default="test", help="split of the real data (default test: images the GAN never saw)")
-    p.add_argument("--features", help="digits, inception, raw or a .keras model (default: digits on digits, "
-                                      "raw for vectors, inception otherwise)")
-    p.add_argument("--weights", help="InceptionV3 weights file (default: the Keras cache, ~/.keras/models)")
+    p.add_argument("--features", help="digits, fid_inception, inception, raw or a .keras model (default: digits on "
+                                      "digits, raw for vectors, fid_inception otherwise)")
+    p.add_argument("--weights", help="the Inception weights file (fid_inception: pt_inception-2015-12-05-6726825d.pth, "
+                                     "default: looked for in ~/.cache/ganzoo and torch hub's checkpoints)")
+    p.add_argument("--resize", choices=RESIZE_MODES,
+                   help="fid_inception's resizing, as the tool that defines it: clean (clean-fid, the default), "
+                        "legacy_tensorflow (TTUR, torch-fidelity) or legacy_pytorch (pytorch-fid)")
+    p.add_argument("--reference-stats", metavar="FILE.npz",
+                   help="compare with these mu/sigma (from `ganzoo stats`, TTUR or pytorch-fid) instead of --dataset")
     p.add_argument("--seed", type=bounded(0, 2**32 - 1), default=0, help="seed of the noise and of KID's subsets (default 0)")
     p.add_argument("--batch-size", type=bounded(2, 65536), default=250, help="batch of feature extraction (default 250)")
     p.add_argument("--out", help="JSON file (default: RUN/evaluation/DATASET-FEATURES.json, or "
                                  "evaluation-DATASET-FEATURES.json for a SavedModel)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(run=cmd_evaluate)
+
+    p = commands.add_parser("stats", help="reference statistics (mu, sigma) of real images, for FID against them")
+    p.add_argument("source", help="a folder of images (read at their own size, as pytorch-fid reads them) or a "
+                                  "dataset name (digits, a TFDS name)")
+    p.add_argument("--out", required=True, metavar="FILE.npz", help="where to write mu and sigma (TTUR's layout)")
+    p.add_argument("--features", default="fid_inception", help="fid_inception (default), inception, digits or a "
+                                                                ".keras model")
+    p.add_argument("--weights", help="the Inception weights file (see `ganzoo evaluate --help`)")
+    p.add_argument("--resize", choices=RESIZE_MODES, help="fid_inception's resizing (default clean)")
+    p.add_argument("--image-size", type=bounded(1, 4096),
+                   help="resize the source's images to this side first, as a generator of that size draws them "
+                        "(default: their own size)")
+    p.add_argument("--split", default="train", help="split of a dataset (default train)")
+    p.add_argument("--n", type=bounded(2, 10**8), help="at most this many images (default: all)")
+    p.add_argument("--batch-size", type=bounded(1, 65536), default=50, help="batch of feature extraction (default 50)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(run=cmd_stats)
 
     p = commands.add_parser("export", help="export a run's model as a SavedModel for TF Serving")
     p.add_argument("run_dir", help="a run folder written by `ganzoo train`")
@@ -283,9 +308,13 @@ def _parse_labels(text):
 def cmd_evaluate(args):
     source = Path(args.source)
     is_run = runs.is_run(source)
+    reference = args.reference_stats
+    if reference and args.dataset:
+        raise UsageError("Give --dataset or --reference-stats, not both: the statistics are the real data.")
     dataset = args.dataset or (runs.RunFolder(source).settings()["dataset"] if is_run else None)
-    if dataset is None:
-        raise UsageError(f"{source} is not a run folder: say which real data to compare with, e.g. --dataset digits.")
+    if dataset is None and not reference:
+        raise UsageError(f"{source} is not a run folder: say which real data to compare with, e.g. --dataset digits "
+                         "(or --reference-stats FILE.npz).")
     names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     for flag, value in (("--n", args.n), ("--batch-size", args.batch_size)):
         if value is not None and value < 2:
@@ -293,8 +322,9 @@ def cmd_evaluate(args):
     from ganzoo import loading, metrics
 
     sampler = loading.open_sampler(source)
-    features = args.features or sampler.default_features(dataset)
-    stem = Path(str(dataset)).name + (f"-{Path(str(features)).stem}" if features else "") + ".json"
+    features = args.features or (None if reference else sampler.default_features(dataset))
+    stem = (Path(reference).stem if reference else Path(str(dataset)).name) + (
+        f"-{Path(str(features)).stem}" if features else "") + ".json"
     out = Path(args.out) if args.out else (
         runs.RunFolder(source).evaluation / stem if is_run else Path(f"evaluation-{stem}")
     )
@@ -302,17 +332,40 @@ def cmd_evaluate(args):
         raise UsageError(f"{out} exists; choose another --out or pass --force to overwrite it.")
     result = metrics.evaluate(
         sampler, dataset, metrics=names, n=args.n, features=features, split=args.split,
-        seed=args.seed, batch_size=args.batch_size, weights=args.weights,
+        seed=args.seed, batch_size=args.batch_size, weights=args.weights, resize=args.resize,
+        reference_stats=reference,
     )
     protocol = result["protocol"]
     counts = (f"{protocol['n_generated']} generated, {protocol['n_real']} real, {protocol['features']} features"
               if "n_generated" in protocol else f"{protocol['n']} per domain")
+    if protocol.get("resize"):
+        counts += f", resize {protocol['resize']}"
     split = f" ({protocol['split']} split)" if protocol.get("split") else ""
-    print(f"\n{source} against {dataset}{split}: {counts}")
+    print(f"\n{source} against {reference or dataset}{split}: {counts}")
     for key, value in result["metrics"].items():
         print(f"  {key:24s} {value:.4f}" if isinstance(value, float) else f"  {key:24s} {value}")
     runs.write_json(out, result)
     print(f"Wrote {out}")
+
+
+def cmd_stats(args):
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise UsageError(f"--out must name an .npz file (TTUR's and pytorch-fid's layout), got {out}.")
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; choose another --out or pass --force to replace it.")
+    if args.resize and args.features != "fid_inception":
+        raise UsageError("--resize is a choice of --features fid_inception.")
+    from ganzoo.metrics import evaluation, stats
+
+    result = evaluation.reference_statistics(
+        args.source, features=args.features, weights=args.weights, resize=args.resize, image_size=args.image_size,
+        split=args.split, n=args.n, batch_size=args.batch_size,
+    )
+    stats.save(out, result, force=args.force)
+    mode = f", resize {result['resize']}" if result.get("resize") else ""
+    print(f"{args.source}: {result['n']} images, {result['features']} features ({len(result['mu'])}-d){mode}\n"
+          f"Wrote {out} (mu, sigma)")
 
 
 # -------------------------------------------------------------- export

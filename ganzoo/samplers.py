@@ -89,10 +89,11 @@ class Translator:
 
 
 def default_features(dataset, data_shape):
-    """`raw` for vectors, `digits` on digits (offline), `inception` otherwise."""
+    """`raw` for vectors, `digits` on digits (offline), `fid_inception` (the
+    reference FID network) otherwise."""
     if len(data_shape) == 1:
         return "raw"
-    return "digits" if dataset == "digits" else "inception"
+    return "digits" if dataset == "digits" else "fid_inception"
 
 
 def _check_count(n, what=None):

@@ -73,12 +73,15 @@ def kernel_distance(real_features, fake_features, num_subsets=100, subset_size=1
 
     Returns `(mean, std)` over `num_subsets` subsets of
     `min(subset_size, n_real, n_fake)` samples each. Unbiased, so it can be
-    slightly negative when the two sets come from one distribution.
+    slightly negative when the two sets come from one distribution. The
+    subsets are drawn as torch-fidelity draws them (`RandomState(seed)`,
+    the first set first), so with its `rng_seed` and `input1` = real it
+    picks the same subsets.
     """
     real, fake = _feature_pair(real_features, fake_features)
     m = min(subset_size, len(real), len(fake))
     d = real.shape[1]
-    rng = np.random.default_rng(seed)
+    rng = np.random.RandomState(seed)
     estimates = []
     for _ in range(num_subsets):
         x = real[rng.choice(len(real), m, replace=False)]
@@ -91,9 +94,13 @@ def kernel_distance(real_features, fake_features, num_subsets=100, subset_size=1
     return float(np.mean(estimates)), float(np.std(estimates))
 
 
-def inception_score(class_probabilities, splits=10):
+def inception_score(class_probabilities, splits=10, shuffle_seed=None):
     """IS (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))), as `(mean, std)`
-    over `splits` equal parts of the samples."""
+    over `splits` equal parts of the samples.
+
+    `shuffle_seed`: shuffle the samples first with `RandomState(seed)`, as
+    torch-fidelity does (its default seed is 2020); parts are cut as it cuts them.
+    """
     p = np.asarray(class_probabilities, dtype="float64")
     if p.ndim != 2 or len(p) < splits:
         raise ValueError(
@@ -102,8 +109,11 @@ def inception_score(class_probabilities, splits=10):
         )
     if (p < 0).any() or not np.allclose(p.sum(axis=1), 1, atol=1e-3):
         raise ValueError("class_probabilities must be probabilities (rows summing to 1); apply softmax to logits.")
+    if shuffle_seed is not None:
+        p = p[np.random.RandomState(shuffle_seed).permutation(len(p))]
     scores = []
-    for part in np.array_split(p, splits):
+    for i in range(splits):
+        part = p[i * len(p) // splits : (i + 1) * len(p) // splits]
         marginal = part.mean(axis=0, keepdims=True)
         kl = np.sum(part * (np.log(part + 1e-12) - np.log(marginal + 1e-12)), axis=1)
         scores.append(np.exp(kl.mean()))

@@ -13,7 +13,7 @@ import numpy as np
 
 from ganzoo import __version__, data
 from ganzoo.loading import as_sampler
-from ganzoo.metrics import distances
+from ganzoo.metrics import distances, stats
 from ganzoo.metrics.features import get_extractor
 from ganzoo.metrics.mixtures import mode_coverage
 from ganzoo.metrics.swd import multiscale_swd
@@ -50,7 +50,7 @@ def default_metrics(dataset, conditional=False, extractor=None):
 def _classifies(extractor):
     """Whether the extractor's probabilities are over the dataset's own classes
     (ImageNet's are not the classes of a conditional GAN's data)."""
-    return extractor.has_probabilities and extractor.name != "inception"
+    return extractor.has_probabilities and extractor.name not in ("inception", "fid_inception")
 
 
 def check_metrics(names, extractor, dataset, num_classes=None):
@@ -66,7 +66,7 @@ def check_metrics(names, extractor, dataset, num_classes=None):
     if "is" in names and not extractor.has_probabilities:
         raise ValueError(
             f"The Inception Score needs class probabilities, which the {extractor.name!r} "
-            "features do not have; use features 'digits' or 'inception', or drop 'is'."
+            "features do not have; use features 'digits' or 'fid_inception', or drop 'is'."
         )
     if "conditional_accuracy" in names:
         if not num_classes:
@@ -85,16 +85,20 @@ def check_metrics(names, extractor, dataset, num_classes=None):
 
 def extract(extractor, batches, total, label, progress=True, keep_samples=False):
     """Run `extractor` over an iterable of sample batches (NumPy, tensors, or
-    `(samples, labels)` tuples), at most `total` samples, with a progress bar."""
+    `(samples, labels)` tuples), at most `total` samples (None: all), with a
+    progress bar. uint8 batches stay uint8 (the reference FID network
+    quantises floats to them; other extractors take either)."""
     features, probabilities, samples, labels = [], [], [], []
     bar = keras.utils.Progbar(total, unit_name=label) if progress else None
     seen = 0
     for batch in batches:
+        left = None if total is None else total - seen
         if isinstance(batch, (tuple, list)):
             batch, batch_labels = batch[0], (batch[1] if len(batch) > 1 else None)
             if batch_labels is not None:
-                labels.append(np.asarray(batch_labels)[: total - seen])
-        batch = np.asarray(batch, "float32")[: total - seen]
+                labels.append(np.asarray(batch_labels)[:left])
+        batch = np.asarray(batch)
+        batch = (batch if batch.dtype == np.uint8 else batch.astype("float32"))[:left]
         f, p = extractor(batch)
         features.append(f)
         if p is not None:
@@ -104,7 +108,7 @@ def extract(extractor, batches, total, label, progress=True, keep_samples=False)
         seen += len(batch)
         if bar:
             bar.update(seen)
-        if seen >= total:
+        if total is not None and seen >= total:
             break
     if not features:
         raise ValueError(f"No {label} samples to evaluate.")
@@ -169,10 +173,15 @@ def register_metric(name, keys=None, samples=False):
     return decorator
 
 
-def compute_metrics(names, real, fake, mixture=None, seed=0):
+IS_SHUFFLE_SEED = 2020  # torch-fidelity's: IS on the reference network is computed as it computes it
+
+
+def compute_metrics(names, real, fake, mixture=None, seed=0, extractor_name=None):
     """The metrics `names` from two `Features`, as a flat dict of floats."""
     results = {}
-    context = {"mixture": mixture, "seed": seed}
+    context = {"mixture": mixture, "seed": seed, "is_shuffle_seed": None}
+    if extractor_name == "fid_inception":
+        context["is_shuffle_seed"] = IS_SHUFFLE_SEED
     for name in names:
         results.update(_COMPUTE[name](real, fake, context))
     return results
@@ -199,7 +208,7 @@ def _kid(real, fake, context):
 
 @register_metric("is", keys=("is", "is_std"))
 def _inception_score(real, fake, context):
-    mean, std = distances.inception_score(fake.probabilities)
+    mean, std = distances.inception_score(fake.probabilities, shuffle_seed=context["is_shuffle_seed"])
     return {"is": mean, "is_std": std}
 
 
@@ -250,6 +259,8 @@ def evaluate(
     batch_size=250,
     weights=None,
     progress=True,
+    resize=None,
+    reference_stats=None,
 ):
     """Score a generator against real data.
 
@@ -263,19 +274,27 @@ def evaluate(
         metrics: names from `METRICS`; default: all that apply.
         n: generated samples (default 10,000 for images, 2,500 for mixtures);
             real samples are at most `n` from `split`.
-        features: `digits`, `inception`, `raw`, or a Keras model; default
-            `digits` on digits, `raw` for vectors, `inception` otherwise.
+        features: `digits`, `fid_inception`, `inception`, `raw`, or a Keras
+            model; default `digits` on digits, `raw` for vectors,
+            `fid_inception` otherwise.
         split: the real split; `test` holds images the GAN never saw.
         seed: seed of the latent noise and of KID's subsets.
         weights: path of the Inception weights file.
+        resize: `fid_inception`'s resize mode (`clean`, `legacy_tensorflow`,
+            `legacy_pytorch`; see `ganzoo.metrics.fid_inception`).
+        reference_stats: an `.npz` of `mu` and `sigma` (`ganzoo stats`,
+            TTUR, pytorch-fid) to compare with instead of `dataset`: FID, and
+            IS where the features classify.
 
     Returns:
         `{"metrics": {...}, "protocol": {...}}`: the numbers, and everything
         needed to reproduce them (sample counts, split, extractor and its
-        weights' hash, image size, seed).
+        weights' hash, resize mode, image size, seed).
     """
     sampler = as_sampler(generator)
     if isinstance(sampler, Translator):
+        if reference_stats is not None:
+            raise ValueError("Translation models are scored on digits_style's labels, not against reference statistics.")
         if dataset not in data.UNPAIRED_DATASETS:
             raise ValueError(
                 f"Translation metrics need labelled domains with a known style transform: dataset "
@@ -286,14 +305,17 @@ def evaluate(
     n = int(n or (MODE_COVERAGE_SAMPLES if dataset in data.MIXTURES else 10_000))
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}.")
-    extractor = get_extractor(features or default_features(dataset, data_shape), weights=weights)
+    if reference_stats is not None:
+        return _against_statistics(sampler, reference_stats, metrics, n, features, seed, batch_size, weights, resize,
+                                   progress)
+    extractor = get_extractor(features or default_features(dataset, data_shape), weights=weights, resize=resize)
     names = check_metrics(
         metrics or default_metrics(dataset, bool(sampler.num_classes), extractor), extractor, dataset, sampler.num_classes
     )
     real = extract(extractor, real_batches(dataset, data_shape, n, split, batch_size, seed), n, "real", progress,
                    keep_samples=any(name in SAMPLE_METRICS for name in names))
     fake = generated_features(extractor, sampler, n, names, batch_size, seed, progress)
-    results = compute_metrics(names, real, fake, mixture=dataset, seed=seed)
+    results = compute_metrics(names, real, fake, mixture=dataset, seed=seed, extractor_name=extractor.name)
     kid_subset_size = min(1000, len(real.features), len(fake.features))  # what kernel_distance used
     protocol = {
         "generator": sampler.source,
@@ -301,20 +323,111 @@ def evaluate(
         "split": None if dataset in data.MIXTURES else split,
         "n_real": len(real.features),
         "n_generated": len(fake.features),
-        "features": extractor.name,
-        "feature_dim": int(real.features.shape[1]),
-        "weights_sha256": extractor.weights_sha256,
+        **_extractor_protocol(extractor, real.features.shape[1]),
         "data_shape": list(data_shape),
         "seed": seed,
         "metrics": names,
         **{name: settings for name, settings in {
-            "kid": {"subsets": 100, "subset_size": kid_subset_size, "kernel": "(x.y/d + 1)^3"},
+            "kid": {"subsets": 100, "subset_size": kid_subset_size, "kernel": "(x.y/d + 1)^3",
+                    "rng": f"RandomState({seed}), real first (torch-fidelity's draws with input1 = real)"},
+            "is": {"splits": 10, "shuffle_seed": IS_SHUFFLE_SEED if extractor.name == "fid_inception" else None},
             "precision_recall": {"k": 3, "n": min(len(real.features), len(fake.features))},
             "density_coverage": {"k": 5, "n": min(len(real.features), len(fake.features))},
             "mode_coverage": {"n": min(MODE_COVERAGE_SAMPLES, n), "high_quality": "within 3 std"},
             "conditional_accuracy": {"labels": f"0..{(sampler.num_classes or 1) - 1} in turn, equal counts"},
         }.items() if name in names},
-        "ganzoo_version": __version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **_stamp(),
     }
     return {"metrics": results, "protocol": protocol}
+
+
+def _extractor_protocol(extractor, feature_dim):
+    """What the protocol says of the features: name, width, weights, and the resize mode of fid_inception."""
+    protocol = {"features": extractor.name, "feature_dim": int(feature_dim), "weights_sha256": extractor.weights_sha256}
+    if getattr(extractor, "resize", None):
+        protocol["resize"] = extractor.resize
+        protocol["quantized"] = "uint8 (round((x + 1) * 127.5)) before resizing"
+    return protocol
+
+
+def _stamp():
+    return {"ganzoo_version": __version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+STATISTICS_METRICS = ("fid", "is")  # what mu and sigma (and the samples' own classes) allow
+
+
+def _against_statistics(sampler, path, names, n, features, seed, batch_size, weights, resize, progress):
+    """FID (and IS) of `sampler` against a reference-statistics file."""
+    mu, sigma, info = stats.load(path)
+    features = features or info.get("features") or "fid_inception"
+    recorded = info.get("resize")
+    if features == "fid_inception":
+        if resize and recorded and resize != recorded:
+            raise ValueError(f"{path} was made with --resize {recorded}; evaluating with {resize} would compare "
+                             f"differently resized images. Use --resize {recorded}.")
+        resize = resize or recorded
+        if resize is None:
+            raise ValueError(f"{path} does not say how its images were resized (files of pytorch-fid and TTUR do "
+                             "not): pass --resize legacy_pytorch for pytorch-fid's, legacy_tensorflow for TTUR's "
+                             "or torch-fidelity's, clean for clean-fid's.")
+    extractor = get_extractor(features, weights=weights, resize=resize)
+    if info.get("weights_sha256") and extractor.weights_sha256 and info["weights_sha256"] != extractor.weights_sha256:
+        raise ValueError(f"{path} was made with other feature weights (sha256 {info['weights_sha256'][:12]}...) than "
+                         f"{getattr(extractor, 'weights_path', 'these')} ({extractor.weights_sha256[:12]}...): pass "
+                         "the same --weights file.")
+    names = list(names or (STATISTICS_METRICS if extractor.has_probabilities else ("fid",)))
+    others = [name for name in names if name not in STATISTICS_METRICS]
+    if others:
+        raise ValueError(f"{', '.join(others)} need real images, and reference statistics hold only mu and sigma; "
+                         f"against --reference-stats choose from {', '.join(STATISTICS_METRICS)}, or give --dataset "
+                         "instead.")
+    check_metrics(names, extractor, None)
+    fake = generated_features(extractor, sampler, n, names, batch_size, seed, progress)
+    if fake.features.shape[1] != len(mu):
+        raise ValueError(f"{path} holds statistics of {len(mu)}-d features; {extractor.name} gives "
+                         f"{fake.features.shape[1]}-d ones. Use the features it was made with.")
+    results = {"fid": distances.frechet_distance_from_statistics(mu, sigma, *distances.feature_statistics(fake.features))}
+    if "is" in names:
+        mean, std = distances.inception_score(fake.probabilities, shuffle_seed=IS_SHUFFLE_SEED
+                                              if extractor.name == "fid_inception" else None)
+        results.update({"is": mean, "is_std": std})
+    protocol = {
+        "generator": sampler.source,
+        "reference_stats": str(path),
+        "reference": {k: info[k] for k in ("source", "split", "n", "image_size") if k in info},
+        "n_real": info.get("n"),
+        "n_generated": len(fake.features),
+        **_extractor_protocol(extractor, fake.features.shape[1]),
+        "data_shape": list(sampler.data_shape),
+        "seed": seed,
+        "metrics": [name for name in names],
+        **_stamp(),
+    }
+    return {"metrics": {k: v for k, v in results.items() if k.split("_")[0] in names}, "protocol": protocol}
+
+
+def reference_statistics(source, features="fid_inception", weights=None, resize=None, image_size=None, split="train",
+                         n=None, batch_size=50, progress=True):
+    """`mu`, `sigma` and what made them, for `stats.save`: of a folder of images
+    (read as pytorch-fid reads them, at their own size) or a dataset (at
+    `image_size`, or its own size)."""
+    from pathlib import Path
+
+    extractor = get_extractor(features, weights=weights, resize=resize)
+    info = {"source": str(source), "features": extractor.name, "weights_sha256": extractor.weights_sha256}
+    if getattr(extractor, "resize", None):
+        info["resize"] = extractor.resize
+    if Path(str(source)).is_dir() and not image_size:
+        total = stats.count_folder_images(source)
+        batches = stats.folder_images(source, batch_size)
+        info["read"] = "PIL, RGB, own size (as pytorch-fid reads a folder)"
+    else:
+        total = None  # all of the split, or n
+        batches = data.load(source, image_size=image_size, batch_size=batch_size, split=split, shuffle=False,
+                            drop_remainder=False, num_examples=n).as_numpy_iterator()
+        info.update(split=split, image_size=image_size)
+    total = min(total, n) if n and total else (n or total)
+    features = extract(extractor, batches, total, "real", progress)
+    return stats.compute(features.features, info)

@@ -1,7 +1,12 @@
 """Feature extractors for the metrics, chosen by name or given as a Keras model.
 
-- `inception`: InceptionV3's 2048-d pool features and its ImageNet class
-  probabilities (`keras.applications`), images resized bilinearly to 299x299.
+- `fid_inception`: the Inception-v3 of FID's reference code (the
+  2015-12-05 graph, `ganzoo.metrics.fid_inception`): 2048-d pool features
+  and 1008 class probabilities, resized as pytorch-fid, TTUR/torch-fidelity
+  or clean-fid resize (`resize=`). Its FIDs stand beside published ones.
+- `inception`: `keras.applications.InceptionV3`'s pool features and ImageNet
+  probabilities, resized bilinearly (antialiased) to 299x299. Other weights
+  than the reference's: its FIDs rank models but are not published FIDs.
 - `digits`: a small CNN trained on the `train` split of scikit-learn's digits,
   trained once and cached; its 128-d penultimate features and 10 class
   probabilities. Works offline; the zoo's default on digits.
@@ -24,7 +29,7 @@ import tensorflow as tf
 from ganzoo import data
 from ganzoo.arrays import in_batches
 
-EXTRACTORS = ("digits", "inception", "raw")
+EXTRACTORS = ("digits", "fid_inception", "inception", "raw")
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
 INCEPTION_WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/" + INCEPTION_WEIGHTS_FILE
@@ -72,7 +77,8 @@ class FeatureExtractor:
         return outputs, tf.zeros((tf.shape(images)[0], 0))
 
     def __call__(self, images):
-        images = np.asarray(images, "float32")
+        images = np.asarray(images)
+        images = images / np.float32(127.5) - 1 if images.dtype == np.uint8 else images.astype("float32")
         if images.ndim != 4 or images.shape[-1] not in (1, 3):
             raise ValueError(f"Expected images [n, H, W, 1 or 3], got shape {list(images.shape)}.")
         shape = images.shape[1:]
@@ -96,16 +102,29 @@ class RawFeatures:
         return samples.reshape(len(samples), -1), None
 
 
-def get_extractor(spec="digits", weights=None, cache_dir=None):
+def get_extractor(spec="digits", weights=None, cache_dir=None, resize=None):
     """A feature extractor from a name in `EXTRACTORS`, a Keras model, or the
     path of a `.keras` model file.
 
     Args:
-        weights: for `inception`, the path of the weights file (default: the
-            Keras cache, `~/.keras/models/`).
+        weights: for `fid_inception` and `inception`, the path of the weights
+            file (default: looked for in the caches; see their docs).
         cache_dir: where the `digits` classifier is cached (default
             `$GANZOO_CACHE` or `~/.cache/ganzoo`).
+        resize: for `fid_inception`, one of `fid_inception.RESIZE_MODES`
+            (default `clean`); other extractors resize their own way.
     """
+    from ganzoo.metrics import fid_inception
+
+    if resize is not None and spec != "fid_inception" and not isinstance(spec, fid_inception.FIDInception):
+        raise ValueError(f"A resize mode ({resize!r}) is a choice of the fid_inception features, not of {spec!r}: "
+                         "use --features fid_inception, or drop --resize.")
+    if isinstance(spec, fid_inception.FIDInception):
+        if resize not in (None, spec.resize):
+            raise ValueError(f"This fid_inception extractor resizes with {spec.resize!r}, not {resize!r}.")
+        return spec
+    if spec == "fid_inception":
+        return fid_inception.FIDInception(weights, resize or fid_inception.DEFAULT_RESIZE)
     if isinstance(spec, (FeatureExtractor, RawFeatures)):
         return spec
     if isinstance(spec, keras.Model):

@@ -238,6 +238,18 @@ def _tf_scale(images, mode):
     return (x - 128.0) / 128.0
 
 
+_NETWORKS = {}  # weights hash -> network: one network serves every resize mode
+
+
+def _network(sha256, path):
+    if sha256 not in _NETWORKS:
+        network = build_network()
+        set_weights(network, load_state_dict(path))
+        _NETWORKS.clear()  # 95 MB of weights: keep one network
+        _NETWORKS[sha256] = network
+    return _NETWORKS[sha256]
+
+
 class FIDInception:
     """Images (in [-1, 1], or uint8) -> `(2048-d pool features, 1008 class
     probabilities)`, resized and scaled as the reference tool of `resize` does.
@@ -259,8 +271,7 @@ class FIDInception:
         self.resize = resize
         self.weights_path = path
         self.weights_sha256 = file_sha256(path)
-        self.network = build_network()
-        set_weights(self.network, load_state_dict(path))
+        self.network = _network(self.weights_sha256, path)
         self._compiled = {}
 
     def _forward(self, images):
