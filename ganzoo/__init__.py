@@ -32,6 +32,7 @@ _LAZY = {
     "train": ("ganzoo.training", "train"),
     "open_run": ("ganzoo.training", "open_run"),
     "list_models": ("ganzoo.registry", "list_models"),
+    "list_presets": ("ganzoo.registry", "list_presets"),
     "register_model": ("ganzoo.registry", "register_model"),
     **{module: (f"ganzoo.{module}", None) for module in (
         "callbacks", "data", "distribute", "export", "layers", "loading", "losses", "metrics", "models",

@@ -96,12 +96,16 @@ def _parser():
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = commands.add_parser("list", help="list the registered models")
+    p = commands.add_parser("list", help="list the registered models (and their presets)")
+    p.add_argument("--presets", action="store_true", help="list each entry's presets for real datasets, with the "
+                                                          "paper's number each should reach")
     p.set_defaults(run=cmd_list)
 
     p = commands.add_parser("train", help="train a model; resumes a killed run with the same command")
     p.add_argument("name", help="registry name (see `ganzoo list`)")
     p.add_argument("--dataset", help="digits, ring, grid, a folder of images, or a TFDS name (default: the model's)")
+    p.add_argument("--preset", help="a paper's setting for a real dataset, e.g. `ganzoo train sngan --preset cifar10` "
+                                    "(`ganzoo list --presets`; docs/reproduce.md)")
     p.add_argument("--epochs", type=bounded(1, 10**6), help="total epochs (default: the model's)")
     p.add_argument("--batch-size", type=bounded(1, 65536), help="global batch size (default: the model's)")
     p.add_argument("--image-size", type=bounded(1, 4096), help="side of the training images (default: the model's)")
@@ -204,6 +208,14 @@ def _parser():
 
 # ---------------------------------------------------------------- list
 def cmd_list(args):
+    if args.presets:
+        for name, presets in registry.list_presets().items():
+            for preset in presets:
+                config = registry.preset_config(name, preset)
+                target = config.get("target", {})
+                print(f"{name} --preset {preset}\n    {config.get('description', '')}\n    target: "
+                      f"{target.get('metric', '')} {target.get('value', '')} ({target.get('source', '')})")
+        return
     for name in registry.list_models():
         try:
             config = registry.model_config(name)
@@ -222,7 +234,7 @@ def cmd_train(args):
         resume=True if args.resume else "auto", strategy=args.strategy, force=args.force,
         batch_size=args.batch_size, image_size=args.image_size, seed=args.seed, eval_every=args.eval_every,
         mixed_precision=args.mixed_precision, jit_compile=args.jit, overrides=_parse_overrides(args.set),
-        skip_corrupt=args.skip_corrupt,
+        skip_corrupt=args.skip_corrupt, preset=args.preset,
     )
 
 

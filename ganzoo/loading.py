@@ -22,7 +22,7 @@ from ganzoo.samplers import Sampler, Translator
 DEFAULT_PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "saved_models"
 
 
-def load(name, pretrained=False, **overrides):
+def load(name, pretrained=False, preset=None, **overrides):
     """A built and compiled model from the entry's YAML defaults and `overrides`.
 
     Overrides deep-merge into the defaults, so
@@ -33,9 +33,15 @@ def load(name, pretrained=False, **overrides):
     `pretrained=True` takes the shapes and the generator weights of the
     shipped export in `saved_models/<name>/`, for sampling or fine-tuning;
     the discriminator starts fresh.
+
+    `preset`: a paper's setting for a real dataset (`ganzoo.list_presets()`,
+    docs/reproduce.md), e.g. `load("sngan", preset="cifar10")`.
     """
     if not pretrained:
-        return registry.build(name, **overrides)
+        return registry.build(name, preset=preset, **overrides)
+    if preset is not None:
+        raise ValueError(f"The shipped {name!r} was trained on the offline digits, not with preset {preset!r}: "
+                         "pretrained=True takes no preset.")
     shipped = pretrained_overrides(name)
     clash = [k for k, v in overrides.items() if k in shipped and _as_tuple(v) != _as_tuple(shipped[k])]
     if clash:

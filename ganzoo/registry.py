@@ -10,6 +10,11 @@ An entry is a YAML file of defaults plus the class that implements it:
     train:       defaults of `ganzoo train` / `ganzoo.train` (dataset, epochs, batch_size, ...)
     tiny:        small overrides the registry-wide tests train with
 
+A preset is a YAML file that extends an entry for a paper's setting
+(`zoo_configs/presets/<entry>/<preset>.yaml`: `extends: <entry>`, the
+sections it changes, and `target`, the paper's table and number), chosen
+with `--preset NAME` or `ganzoo.load(name, preset=...)`.
+
 Entries come from three places: the YAML files of `zoo_configs/` (the zoo's
 own), `@register_model` in the caller's code, and packages that declare an
 entry point in the group `ganzoo.models` (name = registry name, value = the
@@ -39,6 +44,8 @@ CONFIG_DIRS = (_PACKAGE_DIR / "zoo_configs", _PACKAGE_DIR.parent / "zoo_configs"
 PLUGIN_GROUP = "ganzoo.models"
 SECTIONS = ("model", "compile", "train", "tiny")
 TOP_LEVEL_KEYS = ("class", "extends", "paper", "description", *SECTIONS)
+PRESET_DIRS = tuple(directory / "presets" for directory in CONFIG_DIRS)
+PRESET_KEYS = ("extends", "paper", "description", "target", "data", "gpu_time", "model", "compile", "train")
 # `ganzoo train`'s settings every entry has; a class adds its own in `train_options`.
 TRAIN_KEYS = {
     "dataset": "digits",
@@ -85,9 +92,45 @@ def list_models(pattern="*"):
     return sorted(n for n in _all_names() if fnmatch.fnmatch(n, pattern))
 
 
-def model_config(name):
-    """The entry's defaults as a dict, `extends` resolved (a fresh copy)."""
-    return copy.deepcopy(_resolved(name, ()))
+def model_config(name, preset=None):
+    """The entry's defaults as a dict, `extends` resolved (a fresh copy); with
+    `preset`, that preset's sections merged onto them."""
+    config = copy.deepcopy(_resolved(name, ()))
+    if preset is None:
+        return config
+    own = preset_config(name, preset)
+    return _merge_entry(config, {key: own[key] for key in ("model", "compile", "train") if key in own})
+
+
+def list_presets(name=None):
+    """`{entry: [preset, ...]}` of every entry with presets, or one entry's list."""
+    found = {}
+    for directory in PRESET_DIRS:
+        if directory.is_dir():
+            for path in sorted(directory.glob("*/*.yaml")):
+                found.setdefault(path.parent.name, set()).add(path.stem)
+    if name is not None:
+        _raw(name)  # an unknown entry is an error, not "no presets"
+        return sorted(found.get(name, ()))
+    return {entry: sorted(names) for entry, names in sorted(found.items())}
+
+
+def preset_config(name, preset):
+    """The preset's own YAML (a fresh copy), checked."""
+    if not isinstance(preset, str) or not preset:
+        raise ValueError(f"preset must be a preset's name, got {preset!r}.")
+    path = next((d / name / f"{preset}.yaml" for d in PRESET_DIRS if (d / name / f"{preset}.yaml").is_file()), None)
+    if path is None:
+        known = list_presets(name)
+        close = difflib.get_close_matches(preset, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{name!r} has no preset {preset!r}.{hint} "
+                         + (f"Its presets: {', '.join(known)}." if known else f"{name!r} has no presets."))
+    config = copy.deepcopy(_read_yaml(path))
+    _check_keys(str(path), "a preset", config, PRESET_KEYS)
+    if config.get("extends") != name:
+        raise ValueError(f"{path}: a preset of {name!r} must say 'extends: {name}', not {config.get('extends')!r}.")
+    return config
 
 
 def model_class(name):
@@ -127,9 +170,9 @@ def import_all():
             warnings.warn(f"ganzoo: skipping the plugin entry {name!r}: {error}", stacklevel=2)
 
 
-def train_settings(name):
-    """The entry's `train:` section with the defaults of `TRAIN_KEYS` filled in."""
-    return {**TRAIN_KEYS, **model_config(name).get("train", {})}
+def train_settings(name, preset=None):
+    """The entry's (or preset's) `train:` section with the defaults of `TRAIN_KEYS` filled in."""
+    return {**TRAIN_KEYS, **model_config(name, preset).get("train", {})}
 
 
 def tiny_overrides(name):
@@ -137,15 +180,18 @@ def tiny_overrides(name):
     return model_config(name).get("tiny", {})
 
 
-def resolve_config(name, defaults=None, **overrides):
+def resolve_config(name, defaults=None, preset=None, **overrides):
     """The entry's config with `overrides` merged and every section validated.
 
     An override goes to `model` if the class's constructor takes it, else to
     `compile`; a key neither takes is an error naming the keys that are.
     `defaults`: `{"model": ..., "compile": ...}` in place of the YAML's
-    (a run's record of the YAML it began with).
+    (a run's record of the YAML it began with); `preset`: a preset's YAML
+    merged onto the entry's (`list_presets`).
     """
-    config = model_config(name)
+    if defaults is not None and preset is not None:
+        raise ValueError("defaults (a run's record) already hold the preset they began with; pass one of them.")
+    config = model_config(name, preset)
     if defaults is not None:
         config.update(copy.deepcopy({section: defaults.get(section, {}) for section in ("model", "compile")}))
     cls = model_class(name)
@@ -179,10 +225,10 @@ def resolve_config(name, defaults=None, **overrides):
     return config
 
 
-def build(name, defaults=None, **overrides):
+def build(name, defaults=None, preset=None, **overrides):
     """A built and compiled model from the entry's defaults (or `defaults`,
-    as `resolve_config` takes them) and `overrides`."""
-    config = resolve_config(name, defaults, **overrides)
+    as `resolve_config` takes them, or a preset's) and `overrides`."""
+    config = resolve_config(name, defaults, preset, **overrides)
     try:
         model = model_class(name)(name=name, **config["model"])
     except Exception as error:  # TensorFlow's ResourceExhaustedError, or MemoryError: the networks do not fit
@@ -233,7 +279,11 @@ def compile_options(cls):
 
 
 def make_optimizer(spec):
-    """An optimizer from `{"type": "adam", "learning_rate": ..., ...}`, a name or an instance."""
+    """An optimizer from `{"type": "adam", "learning_rate": ..., ...}`, a name or an instance.
+
+    `decay_steps: N` in the mapping decays the learning rate linearly to 0
+    over N updates of that optimizer (WGAN-GP's CIFAR-10 schedule).
+    """
     import keras
 
     if isinstance(spec, (keras.optimizers.Optimizer, str)):
@@ -247,6 +297,12 @@ def make_optimizer(spec):
     kind = spec.pop("type", None)
     if kind is None:
         raise ValueError(f"Optimizer settings need a 'type' such as 'adam': got {spec}.")
+    steps = spec.pop("decay_steps", None)
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"decay_steps must be a positive number of updates, got {steps!r}.")
+        spec["learning_rate"] = keras.optimizers.schedules.PolynomialDecay(
+            spec.get("learning_rate", 1e-3), steps, end_learning_rate=0.0, power=1.0)
     try:
         return keras.optimizers.get({"class_name": kind, "config": spec})
     except (TypeError, ValueError) as error:
@@ -324,9 +380,14 @@ def _resolved(name, chain):
     if not parent:
         return raw
     base = _resolved(parent, (*chain, name))
-    own = {key: value for key, value in raw.items() if key != "extends"}
+    return _merge_entry(base, {key: value for key, value in raw.items() if key != "extends"})
+
+
+def _merge_entry(base, own):
+    """`own` deep-merged onto `base`; a new `network` drops the base's
+    `network_args` (they were the other network's)."""
     model = own.get("model", {})
-    if "network" in model and model["network"] != base.get("model", {}).get("network") and "network_args" not in model:
+    if "network" in model and model["network"] != base.get("model", {}).get("network"):
         base = {**base, "model": {k: v for k, v in base.get("model", {}).items() if k != "network_args"}}
     return deep_merge(base, own)
 

@@ -95,7 +95,7 @@ def open_run(path):
 
 def train(name_or_model, dataset=None, epochs=None, out=None, resume="auto", strategy=None, callbacks=(), *,
           force=False, batch_size=None, image_size=None, seed=0, eval_every=None, mixed_precision=False,
-          jit_compile=None, verbose="auto", skip_corrupt=False, **overrides):
+          jit_compile=None, verbose="auto", skip_corrupt=False, preset=None, **overrides):
     """Train an entry (or a model you built) into a run folder; returns a `Run`.
 
     Args:
@@ -122,6 +122,8 @@ def train(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
         jit_compile: XLA on or off (default: the entry's).
         verbose: `fit`'s progress bar setting.
         skip_corrupt: image folders: skip unreadable files with a warning.
+        preset: a paper's setting of the entry (`ganzoo.list_presets()`):
+            its model, compile and train sections replace the defaults'.
         **overrides: model options as `ganzoo.load` takes them.
 
     Returns:
@@ -131,12 +133,12 @@ def train(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
     return start(name_or_model, dataset, epochs, out, resume, strategy, callbacks, force=force,
                  batch_size=batch_size, image_size=image_size, seed=seed, eval_every=eval_every,
                  mixed_precision=mixed_precision, jit_compile=jit_compile, verbose=verbose, overrides=overrides,
-                 skip_corrupt=skip_corrupt)
+                 skip_corrupt=skip_corrupt, preset=preset)
 
 
 def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", strategy=None, callbacks=(), *,
           force=False, batch_size=None, image_size=None, seed=0, eval_every=None, mixed_precision=False,
-          jit_compile=None, verbose="auto", overrides=None, skip_corrupt=False):
+          jit_compile=None, verbose="auto", overrides=None, skip_corrupt=False, preset=None):
     """`train` with the model options as one dict, so that an option may
     share a name with an argument of `train` (`--set seed=3`)."""
     overrides = dict(overrides or {})
@@ -145,9 +147,12 @@ def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
         raise TypeError(f"Options {sorted(overrides)} go to ganzoo.load; a model you built has its options already.")
     name = name_or_model if model is None else model.name
     known = name in registry.list_models()
+    if preset is not None and model is not None:
+        raise TypeError("preset= chooses an entry's settings; a model you built has its settings already.")
     if model is None:
-        registry.resolve_config(name, **overrides)  # an unknown name or option fails before any work
-    options = {**(registry.train_settings(name) if known else registry.TRAIN_KEYS), "skip_corrupt": skip_corrupt}
+        registry.resolve_config(name, preset=preset, **overrides)  # an unknown name, preset or option fails first
+    options = {**(registry.train_settings(name, preset) if known else registry.TRAIN_KEYS),
+               "skip_corrupt": skip_corrupt}
     in_memory = isinstance(dataset, tf.data.Dataset)
     if isinstance(dataset, os.PathLike):
         dataset = os.fspath(dataset)
@@ -159,10 +164,12 @@ def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
         "seed": seed,
         "overrides": overrides,
     }
+    if preset is not None:
+        settings["preset"] = preset
     if model is None and known:
         # The entry's YAML as this run starts: a resume rebuilds from it, so
         # a later change of the defaults (a new ganzoo) does not change a run.
-        entry = registry.model_config(name)
+        entry = registry.model_config(name, preset)
         settings["entry_defaults"] = json.loads(json.dumps(
             {section: entry.get(section, {}) for section in ("model", "compile")}, default=str))
     if model is not None:

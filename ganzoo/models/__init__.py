@@ -2,5 +2,5 @@
 classes and its networks; the entries themselves are the YAML files of
 `zoo_configs/`, which name these classes."""
 
-from ganzoo.models import cgan, cyclegan, dcgan, pggan, sngan, vanilla, wgan  # noqa: F401
+from ganzoo.models import cgan, cyclegan, dcgan, pggan, resnet, sngan, vanilla, wgan  # noqa: F401
 from ganzoo.models.base import GAN, AdversarialModel  # noqa: F401
