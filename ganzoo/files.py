@@ -1,7 +1,9 @@
-"""Durable writes: data reaches the disk before a rename makes it visible,
-and the rename reaches it too, so a kill or a power cut leaves the old file
-or the new one, never half of one (`ganzoo.runs`, `ganzoo.export`)."""
+"""Files: durable writes (data reaches the disk before a rename makes it
+visible, and the rename reaches it too, so a kill or a power cut leaves the
+old file or the new one, never half of one: `ganzoo.runs`, `ganzoo.export`),
+and the hash that protocols record of a weights file."""
 
+import hashlib
 import os
 
 PARTIAL = ".partial-"  # hidden temporary files are named .NAME.partial-PID
@@ -57,3 +59,12 @@ def write_atomically(path, data):
         partial.unlink(missing_ok=True)
         raise
     commit(partial, path)
+
+
+def file_sha256(path):
+    """The SHA-256 of a file's bytes, read in blocks (weights files are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

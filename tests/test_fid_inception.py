@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ganzoo import cli
-from ganzoo.metrics import distances, evaluation, fid_inception, stats
+from ganzoo.metrics import distances, fid_inception, stats
 from ganzoo.metrics.torch_checkpoint import CheckpointError, load_state_dict
 
 TOOLS = ("torch", "pytorch_fid", "torch_fidelity", "cleanfid")

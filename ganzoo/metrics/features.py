@@ -17,7 +17,6 @@ An extractor maps images in [-1, 1] of any size and 1 or 3 channels to
 `(features, probabilities or None)` as NumPy arrays.
 """
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from ganzoo import data
+from ganzoo.files import file_sha256
 from ganzoo.arrays import in_batches
 
 EXTRACTORS = ("digits", "fid_inception", "inception", "raw")
@@ -142,14 +142,6 @@ def get_extractor(spec="digits", weights=None, cache_dir=None, resize=None):
         f"Unknown feature extractor {spec!r}. Choose one of {', '.join(EXTRACTORS)}, "
         "or pass a Keras model (or a .keras file) whose outputs are features or (features, probabilities)."
     )
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------- inception

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ganzoo.files import file_sha256
 from ganzoo.metrics.torch_checkpoint import load_state_dict
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -265,8 +266,6 @@ class FIDInception:
     def __init__(self, weights=None, resize=DEFAULT_RESIZE):
         if resize not in RESIZE_MODES:
             raise ValueError(f"Unknown resize mode {resize!r}. Choose one of {', '.join(RESIZE_MODES)}.")
-        from ganzoo.metrics.features import file_sha256
-
         path = find_weights(weights)
         self.resize = resize
         self.weights_path = path
