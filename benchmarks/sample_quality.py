@@ -4,7 +4,7 @@ a classifier ganzoo never uses.
     python benchmarks/sample_quality.py --evaluate runs/dcgan saved_models/wgan ...
     python benchmarks/sample_quality.py --entry dcgan --variants baseline ema diffaugment \\
         --seeds 0 1 2 [--epochs 75] [--json benchmarks/results/ablation.json]
-    python benchmarks/sample_quality.py --table benchmarks/results/ablation.json
+    python benchmarks/sample_quality.py --table benchmarks/results/ablation.json [--summary]
 
 For each generator: FID and KID (digits features, 10,000 samples against the
 360 held-out test digits), the *confident share* (the fraction of samples
@@ -132,6 +132,28 @@ def table(records):
     return "\n".join(rows)
 
 
+def summary(records):
+    """Mean and spread over seeds of each variant: the ablation's table."""
+    rows = ["| variant | seeds | wall time (mean) | FID (mean ± std) | KID | confident, digits (mean) | "
+            "confident, logreg (mean) | smallest / largest class (logreg, worst seed) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    variants = {}
+    for r in records:
+        variants.setdefault(r.get("variant", r["name"]), []).append(r)
+    for variant, rs in variants.items():
+        fid = np.array([r["fid"] for r in rs])
+        seconds = [r["seconds"] for r in rs if r.get("seconds")]
+        low = min(min(r["logreg_histogram"]) for r in rs)
+        high = max(max(r["logreg_histogram"]) for r in rs)
+        rows.append(
+            f"| {variant} | {', '.join(str(r.get('seed', '')) for r in rs)} | "
+            f"{np.mean(seconds):.0f} s | {fid.mean():.2f} ± {fid.std():.2f} | {np.mean([r['kid'] for r in rs]):.3f} | "
+            f"{np.mean([r['digits_confident'] for r in rs]):.1%} | {np.mean([r['logreg_confident'] for r in rs]):.1%} | "
+            f"{low:.1%} / {high:.1%} |"
+        )
+    return "\n".join(rows)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--evaluate", nargs="+", default=[], help="run folders, SavedModel folders or entry names")
@@ -142,10 +164,12 @@ def main():
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--json", default=None)
     parser.add_argument("--table", nargs="+", default=[], help="print the table of these JSON files")
+    parser.add_argument("--summary", action="store_true", help="with --table: mean and std over seeds per variant")
     parser.add_argument("--keep", default=None, help="keep the trained runs under this folder")
     args = parser.parse_args()
     if args.table:
-        print(table([r for path in args.table for r in json.loads(Path(path).read_text())]))
+        records = [r for path in args.table for r in json.loads(Path(path).read_text())]
+        print(summary(records) if args.summary else table(records))
         return
     judge = independent_judge()
     real = real_share(judge)

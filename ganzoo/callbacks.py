@@ -113,7 +113,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         fake = evaluation.generated_features(
             self._extractor, self._sampler, self.n, self.metric_names, self.batch_size, self.seed, progress=False
         )
-        results = evaluation.compute_metrics(self.metric_names, self._real, fake, mixture=self.dataset, seed=self.seed)
+        results = evaluation.compute_metrics(self.metric_names, self._real, fake, mixture=self.dataset, seed=self.seed,
+                                             extractor_name=self._extractor.name)
         logs.update({key: float(value) for key, value in results.items()})
 
 

@@ -1,4 +1,4 @@
-"""The `ganzoo` command: list, train, sample, evaluate, stats, export, serve.
+"""The `ganzoo` command: list, train, sample, evaluate, stats, fid, export, serve.
 
 Argument parsing and printing only: the work is the library's
 (`ganzoo.training`, `ganzoo.loading`, `ganzoo.metrics`, `ganzoo.serving`).
@@ -184,6 +184,10 @@ def _parser():
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(run=cmd_stats)
 
+    p = commands.add_parser("fid", help="the FID between two reference-statistics files (`ganzoo stats`, TTUR, pytorch-fid)")
+    p.add_argument("stats", nargs=2, metavar="FILE.npz")
+    p.set_defaults(run=cmd_fid)
+
     p = commands.add_parser("export", help="export a run's model as a SavedModel for TF Serving")
     p.add_argument("run_dir", help="a run folder written by `ganzoo train`")
     p.add_argument("--out", required=True,
@@ -348,8 +352,11 @@ def cmd_evaluate(args):
         reference_stats=reference,
     )
     protocol = result["protocol"]
-    counts = (f"{protocol['n_generated']} generated, {protocol['n_real']} real, {protocol['features']} features"
-              if "n_generated" in protocol else f"{protocol['n']} per domain")
+    if "n_generated" in protocol:
+        real = f"{protocol['n_real']} real" if protocol.get("n_real") is not None else "reference statistics"
+        counts = f"{protocol['n_generated']} generated, {real}, {protocol['features']} features"
+    else:
+        counts = f"{protocol['n']} per domain"
     if protocol.get("resize"):
         counts += f", resize {protocol['resize']}"
     split = f" ({protocol['split']} split)" if protocol.get("split") else ""
@@ -378,6 +385,20 @@ def cmd_stats(args):
     mode = f", resize {result['resize']}" if result.get("resize") else ""
     print(f"{args.source}: {result['n']} images, {result['features']} features ({len(result['mu'])}-d){mode}\n"
           f"Wrote {out} (mu, sigma)")
+
+
+def cmd_fid(args):
+    from ganzoo.metrics import stats
+    from ganzoo.metrics.distances import frechet_distance_from_statistics
+
+    (mu_a, sigma_a, info_a), (mu_b, sigma_b, info_b) = (stats.load(path) for path in args.stats)
+    for key in ("features", "resize", "weights_sha256"):
+        if info_a.get(key) and info_b.get(key) and info_a[key] != info_b[key]:
+            raise UsageError(f"The two files differ in {key} ({info_a[key]} and {info_b[key]}): their FID would "
+                             "compare different measurements. Make both with the same --features, --resize, --weights.")
+    if len(mu_a) != len(mu_b):
+        raise UsageError(f"The files hold statistics of {len(mu_a)}-d and {len(mu_b)}-d features.")
+    print(f"FID {frechet_distance_from_statistics(mu_a, sigma_a, mu_b, sigma_b):.4f}")
 
 
 # -------------------------------------------------------------- export

@@ -55,6 +55,7 @@ def load(
     data_dir=None,
     drop_remainder=True,
     skip_corrupt=False,
+    cache=True,
 ):
     """A batched, shuffled, prefetched `tf.data.Dataset`.
 
@@ -76,6 +77,9 @@ def load(
             `batch_size` samples (keeps replicas evenly split).
         skip_corrupt: image folders: skip unreadable files with a warning
             instead of failing with their names.
+        cache: keep the prepared images in memory after the first pass
+            (training reads them every epoch); False for one pass over a
+            large dataset (reference statistics, evaluation).
     """
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
                                    or not 1 <= image_size <= MAX_IMAGE_SIZE):
@@ -107,7 +111,7 @@ def load(
     )
     if not with_labels:
         ds = ds.map(lambda image, label: image)
-    return _finish(ds, batch_size, shuffle, seed, drop_remainder, cache=True)
+    return _finish(ds, batch_size, shuffle, seed, drop_remainder, cache=cache)
 
 
 _LABELLED_DATASETS = (

@@ -47,14 +47,24 @@ def commit(partial, path):
     sync_dir(path.parent)
 
 
-def write_atomically(path, data):
-    """`data` (str or bytes) to `path` through a synced temporary file beside it."""
+def write_atomically(path, data, replace=True):
+    """`data` (str or bytes) to `path` through a synced temporary file beside it.
+
+    `replace=False`: never replace an existing `path`, even one another
+    process wrote a moment ago (FileExistsError): the file is linked into
+    place, which fails where a rename would overwrite.
+    """
     partial = path.with_name(f".{path.name}{PARTIAL}{os.getpid()}")
     try:
         with open(partial, "wb" if isinstance(data, bytes) else "w") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        if not replace:
+            os.link(partial, path)
+            partial.unlink()
+            sync_dir(path.parent)
+            return
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -149,6 +149,8 @@ def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
     known = name in registry.list_models()
     if preset is not None and model is not None:
         raise TypeError("preset= chooses an entry's settings; a model you built has its settings already.")
+    if "preset" in overrides:
+        raise ValueError("A preset is chosen with --preset NAME (preset=), not as a model option (--set preset=...).")
     if model is None:
         registry.resolve_config(name, preset=preset, **overrides)  # an unknown name, preset or option fails first
     options = {**(registry.train_settings(name, preset) if known else registry.TRAIN_KEYS),
@@ -156,6 +158,9 @@ def start(name_or_model, dataset=None, epochs=None, out=None, resume="auto", str
     in_memory = isinstance(dataset, tf.data.Dataset)
     if isinstance(dataset, os.PathLike):
         dataset = os.fspath(dataset)
+    if dataset is None and options["dataset"] is None:
+        raise ValueError(f"{name}{f' --preset {preset}' if preset else ''} trains on your own images: give "
+                         "--dataset FOLDER (dataset=).")
     settings = {
         "model": name,
         "dataset": IN_MEMORY if in_memory else (dataset if dataset is not None else options["dataset"]),

@@ -18,8 +18,6 @@ from ganzoo.metrics import distances, fid_inception, stats
 from ganzoo.metrics.torch_checkpoint import CheckpointError, load_state_dict
 
 TOOLS = ("torch", "pytorch_fid", "torch_fidelity", "cleanfid")
-pytestmark = pytest.mark.skipif(any(importlib.util.find_spec(t) is None for t in TOOLS),
-                                reason="the reference FID tools are not installed (pip install -e '.[test]')")
 
 
 def smooth_images(rng, n, size):
@@ -33,6 +31,8 @@ def smooth_images(rng, n, size):
 def reference(tmp_path_factory, worker_id):
     """The reference tools' outputs, computed once for all test processes
     (pytest-xdist's workers share the base temporary folder's parent)."""
+    if any(importlib.util.find_spec(tool) is None for tool in TOOLS):
+        pytest.skip("the reference FID tools are not installed (pip install -e '.[test]')")
     from filelock import FileLock
 
     root = tmp_path_factory.getbasetemp().parent if worker_id != "master" else tmp_path_factory.getbasetemp()
@@ -195,3 +195,32 @@ def test_reference_stats_files_are_checked(tmp_path):
     assert mu.shape == (3,) and sigma.shape == (3, 3) and info == {"n": 20, "x": 1}
     with pytest.raises(FileExistsError):
         stats.save(saved, stats.compute(np.zeros((4, 3)), {}))
+
+
+def test_fid_between_two_statistics_files_and_refusals(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    a = stats.save(tmp_path / "a.npz", stats.compute(rng.normal(size=(50, 4)), {"features": "fid_inception",
+                                                                                   "resize": "clean"}))
+    b = stats.save(tmp_path / "b.npz", stats.compute(rng.normal(size=(50, 4)) + 1, {"features": "fid_inception",
+                                                                                       "resize": "clean"}))
+    assert cli.main(["fid", str(a), str(a)]) == 0
+    assert float(capsys.readouterr().out.split()[1]) == pytest.approx(0, abs=1e-6)
+    assert cli.main(["fid", str(a), str(b)]) == 0
+    assert float(capsys.readouterr().out.split()[1]) > 3  # the means differ by 1 in each of 4 dimensions
+    c = stats.save(tmp_path / "c.npz", stats.compute(rng.normal(size=(50, 4)), {"resize": "legacy_pytorch"}))
+    assert cli.main(["fid", str(a), str(c)]) == 2
+    assert "differ in resize" in capsys.readouterr().err
+
+
+def test_the_fid_network_is_float32_under_a_mixed_precision_policy():
+    # EvaluationCallback builds it during a --mixed-precision run, and the network is kept for later.
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        network = fid_inception.build_network()
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"  # left as it was
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert {layer.compute_dtype for layer in network.layers} == {"float32"}

@@ -99,3 +99,26 @@ def test_list_presets_prints_each_target(capsys):
     for name, preset in PRESETS:
         assert f"{name} --preset {preset}" in text
     assert "Table" in text
+
+
+def test_a_preset_without_a_dataset_asks_for_one_and_preset_is_not_a_model_option(tmp_path, capsys):
+    with pytest.raises(ValueError, match="--dataset FOLDER"):
+        ganzoo.train("dcgan", preset="photos64", out=tmp_path / "run")
+    assert cli.main(["train", "dcgan", "--set", "preset=celeba64", "--out", str(tmp_path / "run")]) == 2
+    assert "--preset NAME" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_resnet_critic_pools_by_sum_or_mean():
+    from ganzoo import networks
+
+    _, summed = networks.build("resnet", 8, (16, 16, 3), filters=4)
+    _, averaged = networks.build("resnet", 8, (16, 16, 3), filters=4, pool="mean")
+    averaged.set_weights(summed.get_weights())
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    dense = summed.layers[-1]
+    bias = dense.bias.numpy()
+    # the logit before the bias is 8x8 = 64 times larger when summed over the critic's last 8x8 positions
+    np.testing.assert_allclose(summed(images).numpy() - bias, 64 * (averaged(images).numpy() - bias), rtol=1e-4)
+    with pytest.raises(ValueError, match="'sum' or 'mean'"):
+        networks.build("resnet", 8, (16, 16, 3), pool="max")

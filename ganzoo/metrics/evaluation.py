@@ -130,7 +130,7 @@ def real_batches(dataset, data_shape, n, split="test", batch_size=250, seed=0):
         return (samples[i : i + batch_size] for i in range(0, n, batch_size))
     return data.load(
         dataset, image_size=data_shape[0], channels=data_shape[-1], batch_size=batch_size,
-        split=split, shuffle=False, drop_remainder=False, num_examples=n,
+        split=split, shuffle=False, drop_remainder=False, num_examples=n, cache=False,
     ).as_numpy_iterator()
 
 
@@ -360,19 +360,26 @@ STATISTICS_METRICS = ("fid", "is")  # what mu and sigma (and the samples' own cl
 
 def _against_statistics(sampler, path, names, n, features, seed, batch_size, weights, resize, progress):
     """FID (and IS) of `sampler` against a reference-statistics file."""
+    from ganzoo.metrics.features import EXTRACTORS
+
     mu, sigma, info = stats.load(path)
-    features = features or info.get("features") or "fid_inception"
-    recorded = info.get("resize")
-    if features == "fid_inception":
-        if resize and recorded and resize != recorded:
-            raise ValueError(f"{path} was made with --resize {recorded}; evaluating with {resize} would compare "
-                             f"differently resized images. Use --resize {recorded}.")
-        resize = resize or recorded
+    recorded_features, recorded_resize = info.get("features"), info.get("resize")
+    if features is None:  # the file's own features where it names a built-in extractor, else the reference FID's
+        features = recorded_features if recorded_features in EXTRACTORS else "fid_inception"
+    if resize is None and features == "fid_inception":
+        resize = recorded_resize
         if resize is None:
             raise ValueError(f"{path} does not say how its images were resized (files of pytorch-fid and TTUR do "
                              "not): pass --resize legacy_pytorch for pytorch-fid's, legacy_tensorflow for TTUR's "
                              "or torch-fidelity's, clean for clean-fid's.")
     extractor = get_extractor(features, weights=weights, resize=resize)
+    if recorded_features and recorded_features != extractor.name:
+        raise ValueError(f"{path} holds statistics of {recorded_features!r} features, not {extractor.name!r}: "
+                         f"use --features {recorded_features}.")
+    used_resize = getattr(extractor, "resize", None)
+    if recorded_resize and used_resize and recorded_resize != used_resize:
+        raise ValueError(f"{path} was made with --resize {recorded_resize}; evaluating with {used_resize} would "
+                         f"compare differently resized images. Use --resize {recorded_resize}.")
     if info.get("weights_sha256") and extractor.weights_sha256 and info["weights_sha256"] != extractor.weights_sha256:
         raise ValueError(f"{path} was made with other feature weights (sha256 {info['weights_sha256'][:12]}...) than "
                          f"{getattr(extractor, 'weights_path', 'these')} ({extractor.weights_sha256[:12]}...): pass "
@@ -426,7 +433,7 @@ def reference_statistics(source, features="fid_inception", weights=None, resize=
     else:
         total = None  # all of the split, or n
         batches = data.load(source, image_size=image_size, batch_size=batch_size, split=split, shuffle=False,
-                            drop_remainder=False, num_examples=n).as_numpy_iterator()
+                            drop_remainder=False, num_examples=n, cache=False).as_numpy_iterator()
         info.update(split=split, image_size=image_size)
     total = min(total, n) if n and total else (n or total)
     features = extract(extractor, batches, total, "real", progress)

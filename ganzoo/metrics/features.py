@@ -98,7 +98,9 @@ class RawFeatures:
     has_probabilities = False
 
     def __call__(self, samples):
-        samples = np.asarray(samples, dtype="float32")
+        samples = np.asarray(samples)
+        # uint8 images (a folder read for reference statistics) on the generators' [-1, 1] scale
+        samples = samples / np.float32(127.5) - 1 if samples.dtype == np.uint8 else samples.astype("float32")
         return samples.reshape(len(samples), -1), None
 
 

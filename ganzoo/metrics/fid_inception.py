@@ -118,8 +118,19 @@ def build_network():
 
     The logits are the unbiased ones (pool features times the classifier's
     weights, no bias), from which the reference Inception Score code
-    (Salimans et al.; torch-fidelity) takes its softmax.
+    (Salimans et al.; torch-fidelity) takes its softmax. Always float32,
+    whatever the global policy: a network built during a mixed-precision
+    run is kept for every later evaluation.
     """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        return _build_network()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _build_network():
     images = keras.Input((SIZE, SIZE, 3), name="images")
     x = _conv(images, "Conv2d_1a_3x3", 32, 3, strides=2)
     x = _conv(x, "Conv2d_2a_3x3", 32, 3)
@@ -285,9 +296,9 @@ class FIDInception:
             pixels = np.repeat(pixels, 3, axis=-1)
         if self.resize == "clean":
             pixels = _clean_resize(pixels)
-        shape, dtype = pixels.shape[1:], tf.as_dtype(pixels.dtype)
-        if (shape, dtype) not in self._compiled:
-            signature = [tf.TensorSpec((None, *shape), dtype)]
-            self._compiled[(shape, dtype)] = tf.function(self._forward, input_signature=signature)
-        features, probabilities = self._compiled[(shape, dtype)](pixels)
+        dtype = tf.as_dtype(pixels.dtype)
+        if dtype not in self._compiled:  # any size: one graph for a folder of images of many sizes
+            signature = [tf.TensorSpec((None, None, None, 3), dtype)]
+            self._compiled[dtype] = tf.function(self._forward, input_signature=signature)
+        features, probabilities = self._compiled[dtype](pixels)
         return features.numpy(), probabilities.numpy()

@@ -18,7 +18,8 @@ import numpy as np
 from ganzoo.files import write_atomically
 from ganzoo.metrics.distances import feature_statistics
 
-FOLDER_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")  # pytorch-fid's
+# pytorch-fid's, matched as it matches them (case-sensitively: it globs "*.png", ...).
+FOLDER_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
 
 
 def folder_images(folder, batch_size=50):
@@ -27,7 +28,7 @@ def folder_images(folder, batch_size=50):
     of different sizes come in batches of their own."""
     from PIL import Image
 
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file())
+    files = _image_files(folder)
     if not files:
         raise ValueError(f"{folder} holds no images ({', '.join(FOLDER_SUFFIXES)}).")
     batch = []
@@ -48,8 +49,12 @@ def folder_images(folder, batch_size=50):
         yield np.stack(batch)
 
 
+def _image_files(folder):
+    return sorted(p for p in Path(folder).iterdir() if p.suffix in FOLDER_SUFFIXES and p.is_file())
+
+
 def count_folder_images(folder):
-    return sum(1 for p in Path(folder).iterdir() if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file())
+    return len(_image_files(folder))
 
 
 def compute(features, info):
@@ -71,7 +76,10 @@ def save(path, stats, force=False):
     info = {k: v for k, v in stats.items() if k not in arrays}
     buffer = io.BytesIO()
     np.savez(buffer, **arrays, info=np.array(json.dumps(info)))
-    write_atomically(path, buffer.getvalue())
+    try:
+        write_atomically(path, buffer.getvalue(), replace=force)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists; choose another --out or pass --force to replace it.") from None
     return path
 
 

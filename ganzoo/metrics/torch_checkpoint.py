@@ -57,7 +57,15 @@ class _Tensor:
     (in the legacy layout the bytes come after the pickle)."""
 
     def __init__(self, storage, offset, size, stride, *unused):
-        self.storage, self.offset, self.size, self.stride = storage, int(offset), tuple(size), tuple(stride)
+        if not isinstance(storage, _Storage):
+            raise CheckpointError("a tensor is not built on a storage")
+        try:
+            self.offset, self.size, self.stride = int(offset), tuple(map(int, size)), tuple(map(int, stride))
+        except (TypeError, ValueError):
+            raise CheckpointError("a tensor's shape is not a tuple of integers") from None
+        if len(self.size) != len(self.stride) or self.offset < 0 or any(n < 0 for n in self.size + self.stride):
+            raise CheckpointError("a tensor's offset, shape or strides are negative or do not match")
+        self.storage = storage
 
     def array(self):
         flat = self.storage.array
@@ -66,7 +74,9 @@ class _Tensor:
         if any(n == 0 for n in self.size):
             return np.zeros(self.size, flat.dtype)
         last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
-        if self.offset < 0 or last >= len(flat) or any(s < 0 for s in self.stride):
+        # A state dict's tensors are views of their storage: never more elements than it holds
+        # (a stride of 0 with a huge shape would otherwise allocate without bound).
+        if last >= len(flat) or int(np.prod(self.size, dtype=np.float64)) > len(flat):
             raise CheckpointError("a tensor reaches past the end of its storage")
         strides = [s * flat.itemsize for s in self.stride]
         return np.lib.stride_tricks.as_strided(flat[self.offset:], self.size, strides).copy()
@@ -126,15 +136,32 @@ def _read_zip(path):
     return state
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """The legacy layout's header and key list: plain values, no classes at all."""
+
+    def find_class(self, module, name):
+        raise CheckpointError(f"the file's header holds a {module}.{name}: not a PyTorch checkpoint")
+
+    def persistent_load(self, pid):
+        raise CheckpointError("the file's header refers to storages: not a PyTorch checkpoint")
+
+
+def _plain(file, kind):
+    value = _PlainUnpickler(file).load()
+    if not isinstance(value, kind):
+        raise CheckpointError("not a PyTorch checkpoint")
+    return value
+
+
 def _read_legacy(path):
     with open(path, "rb") as file:
-        if pickle.load(file) != _LEGACY_MAGIC:
+        if _plain(file, int) != _LEGACY_MAGIC:
             raise CheckpointError("not a PyTorch checkpoint")
-        pickle.load(file)  # protocol version
-        pickle.load(file)  # sys_info: byte order and type sizes (little-endian on every platform torch supports)
+        _plain(file, int)  # protocol version
+        _plain(file, dict)  # sys_info: byte order and type sizes (little-endian on every platform torch supports)
         storages = {}
         state = _Unpickler(file, storages).load()
-        keys = pickle.load(file)
+        keys = _plain(file, list)
         for key in keys:
             storage = storages.get(str(key))
             header = file.read(8)
@@ -159,7 +186,7 @@ def load_state_dict(path):
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from None
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, KeyError, IndexError,
-            AttributeError, TypeError) as error:
+            AttributeError, TypeError, ValueError, OverflowError, MemoryError) as error:
         raise CheckpointError(f"{path} is not a readable PyTorch state dict ({type(error).__name__}: {error})") from None
     if not isinstance(state, dict) or not all(isinstance(value, _Tensor) for value in state.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")

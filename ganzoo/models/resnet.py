@@ -7,8 +7,9 @@ G: z -> dense to 4x4 x W -> per doubling a residual block (BN, ReLU, nearest
 1x1-convolves) -> BN, ReLU, 3x3 conv to the channels, tanh.
 D: an "optimised" first block at full size and one residual block per halving
 down to 8x8 (3x3 convs, 2x2 average pooling), two more blocks without
-pooling, ReLU, global sum pooling and a dense logit. W = 128 in both
-papers at 32 px; `norm` is the critic's (WGAN-GP: none; SN-GAN: spectral).
+pooling, ReLU, global pooling (WGAN-GP: mean; SN-GAN: sum) and a dense
+logit. W = 128 in WGAN-GP's networks and SN-GAN's D (its G: 256); `norm` is
+the critic's (WGAN-GP: none; SN-GAN: spectral).
 """
 
 import math
@@ -52,10 +53,13 @@ def _critic_block(y, filters, norm, downsample, first=False):
 
 
 @register_network("resnet")
-def resnet(latent_dim, data_shape, filters=128, norm=None):
-    """`filters`: the width W of every block; `norm`: None or `spectral` in D."""
+def resnet(latent_dim, data_shape, filters=128, norm=None, pool="sum"):
+    """`filters`: the width W of every block; `norm`: None or `spectral` in D;
+    `pool`: D's global pooling, `sum` (SN-GAN) or `mean` (WGAN-GP)."""
     if norm not in (None, "spectral"):
         raise ValueError(f"network_args norm of the resnet critic is None or 'spectral', got {norm!r}.")
+    if pool not in ("sum", "mean"):
+        raise ValueError(f"network_args pool of the resnet critic is 'sum' or 'mean', got {pool!r}.")
     size = data_shape[0]
     doublings = int(math.log2(size)) - 2
     if data_shape[0] != data_shape[1] or 2 ** (doublings + 2) != size or doublings < 1:
@@ -77,7 +81,8 @@ def resnet(latent_dim, data_shape, filters=128, norm=None):
         y = _critic_block(y, filters, norm, downsample=False)
     positions = y.shape[1] * y.shape[2]
     y = layers.GlobalAveragePooling2D()(layers.ReLU()(y))
-    y = layers.Rescaling(float(positions), name="sum_pool")(y)  # the papers sum over the positions
+    if pool == "sum":
+        y = layers.Rescaling(float(positions), name="sum_pool")(y)
     dense = SpectralDense(1, dtype="float32") if norm == "spectral" else layers.Dense(1, dtype="float32")
     discriminator = keras.Model(image, dense(y), name="discriminator")
     return generator, discriminator
