@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from ganzoo import callbacks as callbacks_lib
-from ganzoo import distribute, loading, registry, runs
+from ganzoo import distribute, loading, registry, runs, xla
 from ganzoo.metrics.evaluation import evaluate as evaluate_generator
 
 IN_MEMORY = "in-memory tf.data.Dataset"
@@ -243,8 +243,14 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
         if int(train_data.cardinality()) == 0:
             raise ValueError(f"--batch-size {settings['batch_size']} (batch_size=) is larger than the dataset "
                              f"{settings['dataset']}: not one full batch. Choose a smaller batch.")
+        xla_record = None
         if model is None:
-            model = _build_model(cls, name, train_data, dataset_name, settings, jit_compile, _defaults(settings, options))
+            defaults = _defaults(settings, options)
+            model = _build_model(cls, name, train_data, dataset_name, settings, jit_compile, defaults)
+            if _requested_jit(name, settings, defaults, jit_compile) == "auto":
+                xla_record = _choose_xla(cls, name, model, train_data, dataset_name, settings, defaults, strategy,
+                                         verbose)
+    extra = {"xla": xla_record} if xla_record else {}
     if verbose:
         print(_announcement(name, model, settings, epochs, strategy, folder, done, chief), flush=True)
     # The entry's callbacks read the optimizers' initial state: before the restore.
@@ -255,7 +261,7 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
         if rates_changed:  # only then: a rate a callback lowered (ReduceLROnPlateau) is the checkpoint's to keep
             _set_learning_rates(model, rates)
     if chief:
-        folder.write_record(settings, epochs, "running")
+        folder.write_record(settings, epochs, "running", **extra)
     started = time.time()
     try:
         with runs.disk_errors(folder.path):  # a full disk in any write: the samples, TensorBoard, the export
@@ -286,12 +292,12 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
                 model.export(folder.export_path(), overwrite=True)
     except callbacks_lib.NonFiniteLossError:
         if chief:
-            folder.write_record(settings, epochs, "stopped: non-finite loss")
+            folder.write_record(settings, epochs, "stopped: non-finite loss", **extra)
         raise
     except runs.DiskFullError as error:
         if chief:
             try:  # run.json is small, and may still fit
-                folder.write_record(settings, epochs, "stopped: disk full")
+                folder.write_record(settings, epochs, "stopped: disk full", **extra)
             except (OSError, runs.RunError):
                 pass
         done = folder.epochs_done()
@@ -312,7 +318,7 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
     if not chief:
         return None
     seconds = round(time.time() - started, 1)
-    folder.write_record(settings, epochs, "finished", seconds=seconds)
+    folder.write_record(settings, epochs, "finished", seconds=seconds, **extra)
     if verbose:
         print(f"Done in {seconds:.0f}s. Samples: {folder.samples}; SavedModel: {folder.export_path()}", flush=True)
     return Run(folder.path, model)
@@ -372,6 +378,36 @@ def _build_model(cls, name, train_data, dataset_name, settings, jit_compile, def
     if jit_compile is not None:
         model_args["jit_compile"] = jit_compile
     return registry.build(name, defaults, **model_args)
+
+
+def _requested_jit(name, settings, defaults, jit_compile):
+    """What the run asks of XLA: the --jit/--no-jit flag, else --set jit_compile, else the entry's YAML."""
+    if jit_compile is not None:
+        return jit_compile
+    if "jit_compile" in settings["overrides"]:
+        return settings["overrides"]["jit_compile"]
+    compile_section = (defaults or registry.model_config(name)).get("compile", {})
+    return compile_section.get("jit_compile", "auto")
+
+
+def _choose_xla(cls, name, model, train_data, dataset_name, settings, defaults, strategy, verbose):
+    """`jit_compile: auto` decided by timing (`ganzoo.xla`); sets the model's
+    jit_compile and returns what run.json records of the choice."""
+    log = print if verbose else (lambda *args, **kwargs: None)
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    if not xla.enabled():
+        return {"xla": bool(model.jit_compile), "source": "Keras' auto (XLA on GPU only): GANZOO_XLA_PROBE=0"}
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or (
+            strategy.num_replicas_in_sync > 1 and not gpu):
+        # Workers would have to agree on the timing; XLA cannot place variables on several CPU devices.
+        return {"xla": bool(model.jit_compile), "source": "Keras' auto: not measured with this strategy"}
+    key = xla.cache_key(name, model.data_shape, settings["batch_size"], strategy.num_replicas_in_sync,
+                        keras.mixed_precision.global_policy().name)
+    first = train_data.take(1).cache()
+    use_xla, record = xla.choose(
+        lambda on: _build_model(cls, name, train_data, dataset_name, settings, on, defaults), first, key, log=log)
+    model.jit_compile = use_xla
+    return record
 
 
 def _announcement(name, model, settings, epochs, strategy, folder, done, chief):

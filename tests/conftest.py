@@ -4,6 +4,9 @@ import os
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `jit_compile: auto` times XLA against plain graphs at a run's first start; the tests' many short runs
+# use Keras' rule instead (tests/test_xla.py checks the measurement).
+os.environ["GANZOO_XLA_PROBE"] = "0"
 
 import tensorflow as tf  # noqa: E402
 
