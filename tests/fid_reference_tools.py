@@ -118,7 +118,7 @@ def main(out):
                                  kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1, rng_seed=2020, verbose=False)
     results["kid"] = kid["kernel_inception_distance_mean"]
     results["kid_subset_size"] = subset
-    isc = isc_features_to_metric(torch.from_numpy(results["logits_b"]), splits=4)
+    isc = isc_features_to_metric(torch.from_numpy(results["logits_b"]), splits=2)
     results["is"] = isc["inception_score_mean"]
     mu, sigma = compute_statistics_of_path(str(out / "folder"), resized, batch_size=8, dims=2048, device="cpu",
                                            num_workers=0)

@@ -17,8 +17,8 @@ PRESETS = [(name, preset) for name, presets in registry.list_presets().items() f
 # resolution, losses and schedules stay the preset's; the width is one number.
 NARROWER = {
     ("pggan", "celeba_hq128"): {"network_args": {"fmap_base": 512, "fmap_max": 16}},
-    ("cyclegan", "horse2zebra"): {"network_args": {"filters": 8, "discriminator_filters": 8}},
-    ("wgan_gp", "cifar10"): {"network_args": {"filters": 16}},
+    ("cyclegan", "horse2zebra"): {"network_args": {"filters": 4, "discriminator_filters": 4}},
+    ("wgan_gp", "cifar10"): {"network_args": {"filters": 8}},
 }
 
 

@@ -243,8 +243,8 @@ def test_a_resume_rebuilds_the_entry_as_it_was_when_the_run_began(tmp_path, monk
     # A newer ganzoo ships other defaults for the entry: the run goes on as it began.
     original = registry.model_config
 
-    def newer(name):
-        config = original(name)
+    def newer(name, preset=None):
+        config = original(name, preset)
         if name == "vanilla":
             config["model"]["d_steps"] = 3
             config["model"]["ema_decay"] = 0.9
@@ -272,8 +272,8 @@ def test_a_run_of_a_ganzoo_that_did_not_record_its_yaml_resumes_from_its_model_f
     record_file.write_text(json.dumps(record))
     original = registry.model_config
 
-    def newer(name):
-        config = original(name)
+    def newer(name, preset=None):
+        config = original(name, preset)
         if name == "vanilla":
             config["model"]["ema_decay"] = 0.9  # a default added since: the checkpoint has no average
         return config

@@ -251,6 +251,7 @@ def _tf_scale(images, mode):
 
 
 _NETWORKS = {}  # weights hash -> network: one network serves every resize mode
+_COMPILED = {}  # (weights hash, resize mode, input dtype) -> its traced forward pass
 
 
 def _network(sha256, path):
@@ -258,6 +259,7 @@ def _network(sha256, path):
         network = build_network()
         set_weights(network, load_state_dict(path))
         _NETWORKS.clear()  # 95 MB of weights: keep one network
+        _COMPILED.clear()
         _NETWORKS[sha256] = network
     return _NETWORKS[sha256]
 
@@ -282,7 +284,6 @@ class FIDInception:
         self.weights_path = path
         self.weights_sha256 = file_sha256(path)
         self.network = _network(self.weights_sha256, path)
-        self._compiled = {}
 
     def _forward(self, images):
         features, logits = self.network(_tf_scale(images, self.resize), training=False)
@@ -296,9 +297,9 @@ class FIDInception:
             pixels = np.repeat(pixels, 3, axis=-1)
         if self.resize == "clean":
             pixels = _clean_resize(pixels)
-        dtype = tf.as_dtype(pixels.dtype)
-        if dtype not in self._compiled:  # any size: one graph for a folder of images of many sizes
-            signature = [tf.TensorSpec((None, None, None, 3), dtype)]
-            self._compiled[dtype] = tf.function(self._forward, input_signature=signature)
-        features, probabilities = self._compiled[dtype](pixels)
+        key = (self.weights_sha256, self.resize, tf.as_dtype(pixels.dtype))
+        if key not in _COMPILED:  # any size: one graph for a folder of images of many sizes
+            signature = [tf.TensorSpec((None, None, None, 3), key[2])]
+            _COMPILED[key] = tf.function(self._forward, input_signature=signature)
+        features, probabilities = _COMPILED[key](pixels)
         return features.numpy(), probabilities.numpy()
