@@ -111,6 +111,10 @@ def main():
     print(f"{device}: float32 matmul {ceiling:.0f} GFLOP/s; {steps} steps per mode\n")
     print(f"{'entry':10s} {'mode':22s} {'images/s':>10} {'of matmul':>9}  finite  replicas")
     entries = args.entries or ganzoo.list_models()
+    devices = tf.config.list_logical_devices("CPU" if args.tiny else "GPU")
+    # One strategy for every entry: strategies made one after another in a process can reuse
+    # collective instance keys, and their all-reduces then meet tensors of another model.
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices]) if len(devices) > 1 else None
     rows, failed = [], False
     for name in entries:
         train_section = ganzoo.registry.train_settings(name)
@@ -135,9 +139,7 @@ def main():
             rows.append(dict(entry=name, mode=label, images_per_s=rate, fraction=fraction, finite=finite))
             shown = f"{fraction:9.0%}" if fraction is not None else f"{'':9s}"
             print(f"{name:10s} {label:22s} {rate:10.0f} {shown}  {'yes' if finite else 'NO':6s}", flush=True)
-        devices = tf.config.list_logical_devices("CPU" if args.tiny else "GPU")
-        if len(devices) > 1:
-            strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+        if strategy is not None:
             rate, _, finite, model = train(name, {"jit_compile": False}, batch_size * len(devices), steps, args.tiny,
                                            strategy=strategy)
             equal = replicas_equal(model)
