@@ -1,0 +1,142 @@
+"""ganzoo against a PyTorch twin of the same GAN, alternating in one process.
+
+    python benchmarks/compare_torch.py [--rounds 5] [--steps 20] [--json out.json]
+
+The twin is dcgan at its default size (32x32x1, 32 filters, batch 64): the
+same layers (4x4 strided (transposed) convolutions, batch norm, ReLU /
+LeakyReLU(0.2), tanh, a dense logit), the same step (one D update on a real
+and a generated batch, then one G update on fresh noise, non-saturating loss,
+Adam(2e-4, 0.5)), the same batch. ganzoo runs with its stabilisers off
+(no EMA, no augmentation), as the twin has none. PyTorch runs eagerly with
+as many threads as TensorFlow uses. Rounds alternate (ganzoo, twin, ganzoo,
+...), so both see the same machine; each round is a window of `--steps`
+steps after a warm-up, and the best and the median are printed with the
+CPU's flags and the float32 matmul rate. (wgan_gp and cyclegan twins are
+still to come.)
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["GANZOO_XLA_PROBE"] = "0"
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+try:  # torch imports triton lazily (its optimizers do); after TensorFlow, triton's native module crashes
+    import triton  # noqa: E402, F401
+except ImportError:
+    pass
+
+BATCH, LATENT, FILTERS = 64, 100, 32
+
+
+def twin(channels=1):
+    """ganzoo's dcgan network at 32x32 in PyTorch (widths 128, 64, 32)."""
+    generator = nn.Sequential(
+        nn.Linear(LATENT, 4 * 4 * 128, bias=False), nn.Unflatten(1, (128, 4, 4)),
+        nn.BatchNorm2d(128), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 4, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.ConvTranspose2d(32, channels, 4, 2, 1), nn.Tanh(),
+    )
+    discriminator = nn.Sequential(
+        nn.Conv2d(channels, 32, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(32, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+        nn.Flatten(), nn.Linear(4 * 4 * 128, 1),
+    )
+    return generator, discriminator
+
+
+class TorchDCGAN:
+    def __init__(self):
+        torch.manual_seed(0)
+        self.g, self.d = twin()
+        self.g_opt = torch.optim.Adam(self.g.parameters(), 2e-4, betas=(0.5, 0.999))
+        self.d_opt = torch.optim.Adam(self.d.parameters(), 2e-4, betas=(0.5, 0.999))
+        self.loss = nn.BCEWithLogitsLoss()
+        self.real = torch.rand(BATCH, 1, 32, 32) * 2 - 1
+        self.ones, self.zeros = torch.ones(BATCH, 1), torch.zeros(BATCH, 1)
+
+    def step(self):
+        fake = self.g(torch.randn(BATCH, LATENT)).detach()
+        d_loss = self.loss(self.d(self.real), self.ones) + self.loss(self.d(fake), self.zeros)
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+        g_loss = self.loss(self.d(self.g(torch.randn(BATCH, LATENT))), self.ones)
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.g_opt.step()
+        return d_loss.item(), g_loss.item()
+
+    def rate(self, steps):
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        return BATCH * steps / (time.perf_counter() - start)
+
+
+def cpu_flags():
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown"
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+    return " ".join(flag for flag in wanted if f" {flag}" in flags)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    import ganzoo
+    from run import StepClock, batch_of, matmul_gflops
+
+    threads = os.cpu_count()
+    torch.set_num_threads(threads)
+    model = ganzoo.load("dcgan", ema_decay=None, augment=None, jit_compile=False, seed=0)
+    data = tf.data.Dataset.from_tensors(batch_of(model, BATCH)).repeat()
+    twin_model = TorchDCGAN()
+    for _ in range(3):
+        twin_model.step()  # warm-up
+    clock = StepClock()
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace
+
+    def ganzoo_rate(steps):
+        model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[clock])
+        return BATCH * steps / (clock.times[-1] - clock.times[0])  # from the end of the first step
+
+    results = {"ganzoo": [], "torch": []}
+    for _ in range(args.rounds):
+        results["ganzoo"].append(ganzoo_rate(args.steps))
+        results["torch"].append(twin_model.rate(args.steps))
+    ceiling = matmul_gflops()
+    print(f"CPU flags: {cpu_flags()}; {threads} threads; float32 matmul {ceiling:.0f} GFLOP/s; "
+          f"TF {tf.__version__}, torch {torch.__version__}")
+    print(f"dcgan 32x32x1, batch {BATCH}, images/s over {args.rounds} alternating rounds of {args.steps} steps:")
+    for name, rates in results.items():
+        print(f"  {name:7s} best {max(rates):6.0f}  median {statistics.median(rates):6.0f}  "
+              f"({', '.join(f'{r:.0f}' for r in rates)})")
+    ratio = max(results["ganzoo"]) / max(results["torch"])
+    print(f"  ganzoo / torch (best): {ratio:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"flags": cpu_flags(), "matmul_gflops": ceiling, **results,
+                                               "ratio_best": ratio}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
