@@ -1,18 +1,20 @@
 """ganzoo against a PyTorch twin of the same GAN, alternating in one process.
 
-    python benchmarks/compare_torch.py [--rounds 5] [--steps 20] [--json out.json]
+    python benchmarks/compare_torch.py [--entries dcgan wgan_gp] [--rounds 5] [--steps 20] [--json out.json]
 
-The twin is dcgan at its default size (32x32x1, 32 filters, batch 64): the
-same layers (4x4 strided (transposed) convolutions, batch norm, ReLU /
+The twins are dcgan and wgan_gp at their default size (32x32x1, 32 filters,
+batch 64). dcgan's has the same layers (4x4 strided (transposed) convolutions, batch norm, ReLU /
 LeakyReLU(0.2), tanh, a dense logit), the same step (one D update on a real
 and a generated batch, then one G update on fresh noise, non-saturating loss,
 Adam(2e-4, 0.5)), the same batch. ganzoo runs with its stabilisers off
-(no EMA, no augmentation), as the twin has none. PyTorch runs eagerly with
+(no EMA, no augmentation), as the twins have none. wgan_gp's twin has its
+layer-norm critic and its step: five critic updates with the gradient
+penalty (a double backward), then one generator update, Adam(1e-4, 0.5,
+0.9). PyTorch runs eagerly with
 as many threads as TensorFlow uses. Rounds alternate (ganzoo, twin, ganzoo,
 ...), so both see the same machine; each round is a window of `--steps`
 steps after a warm-up, and the best and the median are printed with the
-CPU's flags and the float32 matmul rate. (wgan_gp and cyclegan twins are
-still to come.)
+CPU's flags and the float32 matmul rate. (A cyclegan twin is still to come.)
 """
 
 import argparse
@@ -38,8 +40,12 @@ except ImportError:
 BATCH, LATENT, FILTERS = 64, 100, 32
 
 
-def twin(channels=1):
-    """ganzoo's dcgan network at 32x32 in PyTorch (widths 128, 64, 32)."""
+def twin(channels=1, critic_norm="batch"):
+    """ganzoo's dcgan network at 32x32 in PyTorch (widths 128, 64, 32); wgan_gp's critic
+    normalises over each sample's (C, H, W), as Keras' LayerNormalization(axis=(1, 2, 3))."""
+    def norm(c, side):
+        return nn.BatchNorm2d(c) if critic_norm == "batch" else nn.LayerNorm([c, side, side])
+
     generator = nn.Sequential(
         nn.Linear(LATENT, 4 * 4 * 128, bias=False), nn.Unflatten(1, (128, 4, 4)),
         nn.BatchNorm2d(128), nn.ReLU(),
@@ -49,8 +55,8 @@ def twin(channels=1):
     )
     discriminator = nn.Sequential(
         nn.Conv2d(channels, 32, 4, 2, 1), nn.LeakyReLU(0.2),
-        nn.Conv2d(32, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),
-        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+        nn.Conv2d(32, 64, 4, 2, 1, bias=False), norm(64, 8), nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False), norm(128, 4), nn.LeakyReLU(0.2),
         nn.Flatten(), nn.Linear(4 * 4 * 128, 1),
     )
     return generator, discriminator
@@ -79,10 +85,46 @@ class TorchDCGAN:
         return d_loss.item(), g_loss.item()
 
     def rate(self, steps):
-        start = time.perf_counter()
-        for _ in range(steps):
-            self.step()
-        return BATCH * steps / (time.perf_counter() - start)
+        return _rate(self.step, steps)
+
+
+class TorchWGANGP:
+    """wgan_gp's step: 5 critic updates (Wasserstein loss + gradient penalty, lambda 10, on the one real
+    batch with fresh noise each), then one generator update; Adam(1e-4, 0.5, 0.9)."""
+
+    def __init__(self):
+        torch.manual_seed(0)
+        self.g, self.d = twin(critic_norm="layer")
+        self.g_opt = torch.optim.Adam(self.g.parameters(), 1e-4, betas=(0.5, 0.9))
+        self.d_opt = torch.optim.Adam(self.d.parameters(), 1e-4, betas=(0.5, 0.9))
+        self.real = torch.rand(BATCH, 1, 32, 32) * 2 - 1
+
+    def step(self):
+        for _ in range(5):
+            fake = self.g(torch.randn(BATCH, LATENT)).detach()
+            alpha = torch.rand(BATCH, 1, 1, 1)
+            x_hat = (fake + alpha * (self.real - fake)).requires_grad_(True)
+            gradients, = torch.autograd.grad(self.d(x_hat).sum(), x_hat, create_graph=True)
+            penalty = 10 * ((gradients.flatten(1).square().sum(1) + 1e-12).sqrt() - 1).square().mean()
+            d_loss = self.d(fake).mean() - self.d(self.real).mean() + penalty
+            self.d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.d_opt.step()
+        g_loss = -self.d(self.g(torch.randn(BATCH, LATENT))).mean()
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.g_opt.step()
+        return d_loss.item(), g_loss.item()
+
+    def rate(self, steps):
+        return _rate(self.step, steps)
+
+
+def _rate(step, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return BATCH * steps / (time.perf_counter() - start)
 
 
 def cpu_flags():
@@ -94,48 +136,65 @@ def cpu_flags():
     return " ".join(flag for flag in wanted if f" {flag}" in flags)
 
 
+TWINS = {"dcgan": TorchDCGAN, "wgan_gp": TorchWGANGP}
+
+
+def compare(name, rounds, steps):
+    """Alternating rounds of ganzoo's entry and its twin: `{"ganzoo": [...], "torch": [...]}` images/s."""
+    import tensorflow as tf
+
+    import ganzoo
+    from run import StepClock, batch_of
+
+    model = ganzoo.load(name, ema_decay=None, augment=None, jit_compile=False, seed=0)
+    data = tf.data.Dataset.from_tensors(batch_of(model, BATCH)).repeat()
+    twin_model = TWINS[name]()
+    for _ in range(2):
+        twin_model.step()  # warm-up
+    clock = StepClock()
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace
+
+    def ganzoo_rate():
+        model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[clock])
+        return BATCH * steps / (clock.times[-1] - clock.times[0])  # from the end of the first step
+
+    results = {"ganzoo": [], "torch": []}
+    for _ in range(rounds):
+        results["ganzoo"].append(ganzoo_rate())
+        results["torch"].append(twin_model.rate(steps))
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", nargs="+", default=list(TWINS), choices=list(TWINS))
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=20, help="steps per round (wgan_gp: a step is 5 critic updates)")
     parser.add_argument("--json")
     args = parser.parse_args()
 
     import tensorflow as tf
 
-    import ganzoo
-    from run import StepClock, batch_of, matmul_gflops
+    from run import matmul_gflops
 
     threads = os.cpu_count()
     torch.set_num_threads(threads)
-    model = ganzoo.load("dcgan", ema_decay=None, augment=None, jit_compile=False, seed=0)
-    data = tf.data.Dataset.from_tensors(batch_of(model, BATCH)).repeat()
-    twin_model = TorchDCGAN()
-    for _ in range(3):
-        twin_model.step()  # warm-up
-    clock = StepClock()
-    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace
-
-    def ganzoo_rate(steps):
-        model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[clock])
-        return BATCH * steps / (clock.times[-1] - clock.times[0])  # from the end of the first step
-
-    results = {"ganzoo": [], "torch": []}
-    for _ in range(args.rounds):
-        results["ganzoo"].append(ganzoo_rate(args.steps))
-        results["torch"].append(twin_model.rate(args.steps))
     ceiling = matmul_gflops()
     print(f"CPU flags: {cpu_flags()}; {threads} threads; float32 matmul {ceiling:.0f} GFLOP/s; "
           f"TF {tf.__version__}, torch {torch.__version__}")
-    print(f"dcgan 32x32x1, batch {BATCH}, images/s over {args.rounds} alternating rounds of {args.steps} steps:")
-    for name, rates in results.items():
-        print(f"  {name:7s} best {max(rates):6.0f}  median {statistics.median(rates):6.0f}  "
-              f"({', '.join(f'{r:.0f}' for r in rates)})")
-    ratio = max(results["ganzoo"]) / max(results["torch"])
-    print(f"  ganzoo / torch (best): {ratio:.2f}x")
+    report = {"flags": cpu_flags(), "matmul_gflops": ceiling}
+    for name in args.entries:
+        steps = args.steps if name == "dcgan" else max(args.steps // 4, 2)
+        results = compare(name, args.rounds, steps)
+        ratio = max(results["ganzoo"]) / max(results["torch"])
+        print(f"{name} 32x32x1, batch {BATCH}, images/s, {args.rounds} alternating rounds of {steps} steps:")
+        for who, rates in results.items():
+            print(f"  {who:7s} best {max(rates):6.0f}  median {statistics.median(rates):6.0f}  "
+                  f"({', '.join(f'{r:.0f}' for r in rates)})")
+        print(f"  ganzoo / torch (best): {ratio:.2f}x", flush=True)
+        report[name] = {**results, "ratio_best": ratio}
     if args.json:
-        Path(args.json).write_text(json.dumps({"flags": cpu_flags(), "matmul_gflops": ceiling, **results,
-                                               "ratio_best": ratio}, indent=1))
+        Path(args.json).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
