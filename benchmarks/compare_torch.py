@@ -62,42 +62,52 @@ def twin(channels=1, critic_norm="batch"):
     return generator, discriminator
 
 
-class TorchDCGAN:
+class TorchTwin:
+    """A twin's networks, optimizers and one fixed real batch; subclasses define `step`."""
+
+    critic_norm, learning_rate, betas = "batch", 2e-4, (0.5, 0.999)
+
     def __init__(self):
         torch.manual_seed(0)
-        self.g, self.d = twin()
-        self.g_opt = torch.optim.Adam(self.g.parameters(), 2e-4, betas=(0.5, 0.999))
-        self.d_opt = torch.optim.Adam(self.d.parameters(), 2e-4, betas=(0.5, 0.999))
-        self.loss = nn.BCEWithLogitsLoss()
+        self.g, self.d = twin(critic_norm=self.critic_norm)
+        self.g_opt = torch.optim.Adam(self.g.parameters(), self.learning_rate, betas=self.betas)
+        self.d_opt = torch.optim.Adam(self.d.parameters(), self.learning_rate, betas=self.betas)
         self.real = torch.rand(BATCH, 1, 32, 32) * 2 - 1
+
+    @staticmethod
+    def update(optimizer, loss):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def rate(self, steps):
+        """Images/s of `steps` steps."""
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        return BATCH * steps / (time.perf_counter() - start)
+
+
+class TorchDCGAN(TorchTwin):
+    def __init__(self):
+        super().__init__()
+        self.loss = nn.BCEWithLogitsLoss()
         self.ones, self.zeros = torch.ones(BATCH, 1), torch.zeros(BATCH, 1)
 
     def step(self):
         fake = self.g(torch.randn(BATCH, LATENT)).detach()
         d_loss = self.loss(self.d(self.real), self.ones) + self.loss(self.d(fake), self.zeros)
-        self.d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.d_opt.step()
+        self.update(self.d_opt, d_loss)
         g_loss = self.loss(self.d(self.g(torch.randn(BATCH, LATENT))), self.ones)
-        self.g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.g_opt.step()
+        self.update(self.g_opt, g_loss)
         return d_loss.item(), g_loss.item()
 
-    def rate(self, steps):
-        return _rate(self.step, steps)
 
-
-class TorchWGANGP:
+class TorchWGANGP(TorchTwin):
     """wgan_gp's step: 5 critic updates (Wasserstein loss + gradient penalty, lambda 10, on the one real
     batch with fresh noise each), then one generator update; Adam(1e-4, 0.5, 0.9)."""
 
-    def __init__(self):
-        torch.manual_seed(0)
-        self.g, self.d = twin(critic_norm="layer")
-        self.g_opt = torch.optim.Adam(self.g.parameters(), 1e-4, betas=(0.5, 0.9))
-        self.d_opt = torch.optim.Adam(self.d.parameters(), 1e-4, betas=(0.5, 0.9))
-        self.real = torch.rand(BATCH, 1, 32, 32) * 2 - 1
+    critic_norm, learning_rate, betas = "layer", 1e-4, (0.5, 0.9)
 
     def step(self):
         for _ in range(5):
@@ -107,24 +117,10 @@ class TorchWGANGP:
             gradients, = torch.autograd.grad(self.d(x_hat).sum(), x_hat, create_graph=True)
             penalty = 10 * ((gradients.flatten(1).square().sum(1) + 1e-12).sqrt() - 1).square().mean()
             d_loss = self.d(fake).mean() - self.d(self.real).mean() + penalty
-            self.d_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.d_opt.step()
+            self.update(self.d_opt, d_loss)
         g_loss = -self.d(self.g(torch.randn(BATCH, LATENT))).mean()
-        self.g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.g_opt.step()
+        self.update(self.g_opt, g_loss)
         return d_loss.item(), g_loss.item()
-
-    def rate(self, steps):
-        return _rate(self.step, steps)
-
-
-def _rate(step, steps):
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return BATCH * steps / (time.perf_counter() - start)
 
 
 def cpu_flags():
