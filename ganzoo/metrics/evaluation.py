@@ -396,10 +396,8 @@ def _against_statistics(sampler, path, names, n, features, seed, batch_size, wei
         raise ValueError(f"{path} holds statistics of {len(mu)}-d features; {extractor.name} gives "
                          f"{fake.features.shape[1]}-d ones. Use the features it was made with.")
     results = {"fid": distances.frechet_distance_from_statistics(mu, sigma, *distances.feature_statistics(fake.features))}
-    if "is" in names:
-        mean, std = distances.inception_score(fake.probabilities, shuffle_seed=IS_SHUFFLE_SEED
-                                              if extractor.name == "fid_inception" else None)
-        results.update({"is": mean, "is_std": std})
+    if "is" in names:  # from the samples alone, as compute_metrics scores it against real data
+        results.update(compute_metrics(["is"], None, fake, seed=seed, extractor_name=extractor.name))
     protocol = {
         "generator": sampler.source,
         "reference_stats": str(path),
