@@ -200,12 +200,29 @@ def _parser():
     p.add_argument("--force", action="store_true", help="replace an explicit version folder if it exists")
     p.set_defaults(run=cmd_export)
 
-    p = commands.add_parser("serve", help="serve SavedModels with TF Serving's REST API")
+    p = commands.add_parser("serve", help="serve SavedModels with TF Serving's REST and gRPC APIs")
     p.add_argument("base_dir", help="a folder of models in TF Serving's layout: BASE/NAME/VERSION/")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=bounded(0, 65535), default=8501, help="port (default 8501, TF Serving's REST port)")
+    p.add_argument("--port", type=bounded(0, 65535), default=8501, help="REST port (default 8501, TF Serving's)")
+    p.add_argument("--grpc-port", type=bounded(0, 65535), help="also serve TF Serving's gRPC API on this port "
+                   "(TF Serving's is 8500); needs: pip install --no-deps tensorflow-serving-api")
     p.add_argument("--max-batch", type=bounded(1, 2**20), default=1024, help="largest batch a request may ask for (default 1024)")
     p.add_argument("--max-body-mb", type=bounded(0.001, 4096.0, float), default=16.0, help="largest request body in MB (default 16)")
+    p.add_argument("--version-policy", type=version_policy, default="latest",
+                   help="which versions to serve: latest (default), latest:N, all, or numbers such as 1,3")
+    p.add_argument("--version-label", action="append", default=[], metavar="NAME:LABEL=N", type=version_label,
+                   help="a version label for /labels/LABEL and gRPC's version_label (repeatable)")
+    p.add_argument("--poll-seconds", type=bounded(0.05, 3600.0, float), default=1.0,
+                   help="how often to look for new or fixed versions (default 1)")
+    batching = p.add_argument_group("dynamic batching (TF Serving's batching parameters)")
+    batching.add_argument("--batching", action="store_true", help="join concurrent requests into one call")
+    batching.add_argument("--max-batch-size", type=bounded(1, 2**20), default=32, help="examples per joined call (default 32)")
+    batching.add_argument("--batch-timeout-micros", type=bounded(0, 10**7), default=1000,
+                          help="how long a batch waits to fill (default 1000)")
+    batching.add_argument("--num-batch-threads", type=bounded(0, 1024), default=0,
+                          help="joined calls at once (default 0: one per CPU core)")
+    batching.add_argument("--max-enqueued-batches", type=bounded(1, 10**6), default=100,
+                          help="batches that may wait before requests get UNAVAILABLE (default 100)")
     p.set_defaults(run=cmd_serve)
     return parser
 
@@ -422,26 +439,57 @@ def cmd_export(args):
 
 
 # --------------------------------------------------------------- serve
+def version_policy(text):
+    from ganzoo.serving.repository import VersionPolicy  # no TensorFlow: parsing stays fast
+
+    try:
+        return VersionPolicy.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def version_label(text):
+    name, _, rest = text.partition(":")
+    label, _, number = rest.partition("=")
+    if not (name and label and number.isascii() and number.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected NAME:LABEL=VERSION such as dcgan:stable=1, got {text!r}")
+    return name, label, int(number)
+
+
 def cmd_serve(args):
     if not Path(args.base_dir).is_dir():
         raise UsageError(f"{args.base_dir} is not a folder. Export models into it with "
                          f"`ganzoo export RUN --out {args.base_dir}`.")
     from ganzoo import serving
 
+    labels = {}
+    for name, label, number in args.version_label:
+        labels.setdefault(name, {})[label] = number
+    batching = None
+    if args.batching:
+        batching = serving.BatchingParameters(args.max_batch_size, args.batch_timeout_micros, args.num_batch_threads,
+                                              args.max_enqueued_batches)
     try:
-        server = serving.make_server(args.base_dir, host=args.host, port=args.port, max_batch=args.max_batch,
-                                     max_body_bytes=int(args.max_body_mb * 2**20))
+        server = serving.make_server(args.base_dir, host=args.host, port=args.port, grpc_port=args.grpc_port,
+                                     max_batch=args.max_batch, max_body_bytes=int(args.max_body_mb * 2**20),
+                                     batching=batching, policy=args.version_policy, labels=labels,
+                                     poll_seconds=args.poll_seconds)
+    except ImportError as error:  # gRPC without tensorflow-serving-api's protos
+        raise UsageError(str(error)) from None
     except OSError as error:
+        port = args.grpc_port if "gRPC" in str(error) else args.port
         if error.errno == errno.EADDRINUSE:
-            raise UsageError(f"Port {args.port} on {args.host} is in use (another server?): stop it, or choose "
-                             "another --port.") from None
+            raise UsageError(f"Port {port} on {args.host} is in use (another server?): stop it, or choose "
+                             "another port.") from None
         if error.errno in (errno.EACCES, errno.EADDRNOTAVAIL):
-            raise UsageError(f"Cannot listen on {args.host}:{args.port} ({error.strerror}): choose another "
-                             "--host or a --port above 1023.") from None
+            raise UsageError(f"Cannot listen on {args.host}:{port} ({error.strerror}): choose another "
+                             "--host or a port above 1023.") from None
         raise
-    models = ", ".join(server.repository.names()) or "none yet"
-    print(f"Serving {args.base_dir} ({models}) at http://{args.host}:{server.server_port}/v1/models/NAME "
-          "(Ctrl-C stops)", flush=True)
+    states = [f"{name} {version}: {state.state}" + (f" ({state.error_message})" if state.error_message else "")
+              for name in server.repository.names() for version, state in server.repository.status(name)]
+    grpc = f", gRPC on {args.host}:{server.grpc_port}" if server.grpc_port else ""
+    print(f"Serving {args.base_dir} at http://{args.host}:{server.server_port}/v1/models/NAME{grpc} "
+          f"({'; '.join(states) or 'no models yet'}). Ctrl-C stops.", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

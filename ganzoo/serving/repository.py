@@ -1,0 +1,244 @@
+"""The models under a base folder, loaded in the background as TF Serving does.
+
+A loader thread polls `BASE/<name>/<version>/` every `poll_seconds`. A
+version the policy wants is loaded and warmed up off the request path, and
+served only once both succeeded. One that fails (a half-copied variables
+file, say) is reported with its error and tried again with back-off, or at
+once when its files change; the version served before it stays served.
+Requests only read a published table, so a broken version never slows the
+others. Names in a URL are looked up in that table, never joined into a path.
+"""
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ganzoo.serving.errors import ServingError, first_line, invalid, not_found, public_message
+from ganzoo.serving.servable import Servable
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_VERSION = re.compile(r"[0-9]{1,18}")  # ASCII digits only: "²".isdigit() is True
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """TF Serving's `model_version_policy`: the `latest` N versions (default
+    1), `all`, or `specific` version numbers."""
+
+    kind: str = "latest"
+    num_versions: int = 1
+    versions: tuple = ()
+
+    @classmethod
+    def parse(cls, text):
+        """`latest`, `latest:N`, `all` or `N[,N...]`."""
+        text = str(text).strip()
+        if text == "all":
+            return cls("all")
+        if text == "latest" or text.startswith("latest:"):
+            count = text.partition(":")[2] or "1"
+            if not _VERSION.fullmatch(count) or int(count) < 1:
+                raise ValueError(f"latest:N needs a whole number N >= 1, got {text!r}.")
+            return cls("latest", int(count))
+        numbers = [part.strip() for part in text.split(",")]
+        if not numbers or not all(_VERSION.fullmatch(n) for n in numbers):
+            raise ValueError(f"A version policy is latest, latest:N, all or version numbers such as 1,3; "
+                             f"got {text!r}.")
+        return cls("specific", versions=tuple(sorted({int(n) for n in numbers})))
+
+    def wanted(self, on_disk):
+        if self.kind == "all":
+            return list(on_disk)
+        if self.kind == "specific":
+            return [v for v in on_disk if v in self.versions]
+        return sorted(on_disk)[-self.num_versions:]
+
+
+@dataclass
+class VersionState:
+    """What the status call reports for one version."""
+
+    state: str = "START"  # START, LOADING, AVAILABLE, END (TF Serving's ModelVersionStatus.State)
+    error_code: str = "OK"
+    error_message: str = ""
+    servable: Servable = None
+    attempts: int = 0
+    retry_at: float = 0.0
+    fingerprint: tuple = field(default=())
+
+
+def _fingerprint(folder):
+    """Sizes and times of every file: changes while a copy is under way."""
+    try:
+        return tuple(sorted((str(p.relative_to(folder)), s.st_size, s.st_mtime_ns)
+                            for p in folder.rglob("*") if p.is_file() for s in [p.stat()]))
+    except OSError:
+        return ("unreadable",)
+
+
+class ModelRepository:
+    """The served models under `base`; call `start()` to load and watch them."""
+
+    def __init__(self, base, policy=VersionPolicy(), max_batch=1024, batching=None, poll_seconds=1.0,
+                 max_backoff_seconds=60.0, labels=None):
+        self.base = Path(base).resolve()
+        self.policy = policy
+        self.max_batch = max_batch
+        self.batching = batching
+        self.poll_seconds = poll_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.labels = {name: dict(table) for name, table in (labels or {}).items()}  # name -> {label: version}
+        self._states = {}  # name -> {version: VersionState}; written by the loader thread only
+        self._serving = {}  # name -> {version: Servable}; replaced whole, read without a lock
+        self._stop = threading.Event()
+        self._thread = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ reading
+    def names(self):
+        return sorted(self._serving)
+
+    def servable(self, name, version=None):
+        """The Servable for a request: `version` None means the newest served."""
+        versions = self._serving.get(name) if isinstance(name, str) else None
+        if versions is None:
+            raise not_found(f"Servable not found for request: Latest({name})" if version is None else
+                            f"Servable not found for request: Specific({name}, {version})")
+        if version is None:
+            if not versions:
+                raise ServingError("UNAVAILABLE", f"No version of {name} is available yet: "
+                                                  f"see GET /v1/models/{name} for why.")
+            return versions[max(versions)]
+        number = self.parse_version(version)
+        if number not in versions:
+            raise not_found(f"Servable not found for request: Specific({name}, {version})")
+        return versions[number]
+
+    def version_of_label(self, name, label):
+        """The version a label (`--version-label NAME:LABEL=N`) points at."""
+        if name not in self._serving:
+            raise not_found(f"Servable not found for request: Latest({name})")
+        version = self.labels.get(name, {}).get(label)
+        if version is None:
+            raise not_found(f"Unrecognized servable version label: {label}")
+        return str(version)
+
+    @staticmethod
+    def parse_version(version):
+        text = str(version)
+        if not _VERSION.fullmatch(text):
+            raise invalid(f"Version must be a whole number (ASCII digits), got {text[:40]!r}.")
+        return int(text)
+
+    def status(self, name, version=None):
+        """TF Serving's GetModelStatus: every tracked version, newest first."""
+        states = self._states.get(name) if isinstance(name, str) else None
+        if not states:
+            raise not_found(f"Could not find any versions of model {name}")
+        chosen = dict(states)
+        if version is not None:
+            number = self.parse_version(version)
+            if number not in chosen:
+                raise not_found(f"Could not find version {version} of model {name}")
+            chosen = {number: chosen[number]}
+        return [(number, state) for number, state in sorted(chosen.items(), reverse=True)]
+
+    # ------------------------------------------------------------ loading
+    def start(self):
+        """Load what is on disk now (so a server starts with its models), then
+        keep watching in a background thread."""
+        self.poll()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="ganzoo-model-loader")
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for versions in self._serving.values():
+            for servable in versions.values():
+                servable.close()
+
+    def _watch(self):
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.poll()
+            except Exception:  # a folder vanishing mid-scan, say: the next poll sees the new state
+                pass
+
+    def _on_disk(self):
+        models = {}
+        for folder in self.base.iterdir():
+            if not (_MODEL_NAME.fullmatch(folder.name) and folder.is_dir()):
+                continue
+            versions = [int(p.name) for p in folder.iterdir()
+                        if _VERSION.fullmatch(p.name) and (p / "saved_model.pb").is_file()]
+            if versions:
+                models[folder.name] = sorted(versions)
+        return models
+
+    def poll(self):
+        """One pass: pick up new versions and models, retry failed ones, drop
+        what vanished or the policy no longer wants (once its successor serves)."""
+        with self._lock:
+            disk = self._on_disk()
+            for name in list(self._states):
+                if name not in disk:
+                    self._unload(name, list(self._states[name]))
+                    del self._states[name]
+            for name, versions in disk.items():
+                states = self._states.setdefault(name, {})
+                wanted = self.policy.wanted(versions)
+                for number in wanted:
+                    self._maybe_load(name, number, states.setdefault(number, VersionState()))
+                available = [n for n in wanted if states[n].state == "AVAILABLE"]
+                keep = set(wanted)
+                if not available and self.policy.kind == "latest":
+                    # Availability first, as TF Serving's default policy: the
+                    # version served before stays until a wanted one serves.
+                    older = [n for n, s in states.items() if s.state == "AVAILABLE" and n in versions]
+                    keep |= set(sorted(older)[-1:])
+                self._unload(name, [n for n in states if n not in keep])
+            self._publish()
+
+    def _maybe_load(self, name, number, state):
+        if state.state == "AVAILABLE":
+            return
+        folder = self.base / name / str(number)
+        fingerprint = _fingerprint(folder)
+        if state.state == "END" and fingerprint == state.fingerprint and time.monotonic() < state.retry_at:
+            return
+        state.state, state.fingerprint = "LOADING", fingerprint
+        try:
+            servable = Servable(folder, number, self.max_batch, self.batching)
+        except Exception as error:
+            state.attempts += 1
+            state.state, state.error_code = "END", _code_of(error)
+            state.error_message = public_message(first_line(getattr(error, "message", None) or error), self.base)
+            state.retry_at = time.monotonic() + min(self.max_backoff_seconds, 2.0 ** (state.attempts - 1))
+            return
+        state.state, state.error_code, state.error_message = "AVAILABLE", "OK", ""
+        state.servable, state.attempts = servable, 0
+
+    def _unload(self, name, numbers):
+        states = self._states.get(name, {})
+        for number in numbers:
+            state = states.pop(number, None)
+            if state is not None and state.servable is not None:
+                state.servable.close()
+
+    def _publish(self):
+        self._serving = {name: {n: s.servable for n, s in states.items() if s.state == "AVAILABLE"}
+                         for name, states in self._states.items()}
+
+
+def _code_of(error):
+    """The canonical code of a load error, as TF Serving reports it."""
+    name = type(error).__name__
+    codes = {"DataLossError": "DATA_LOSS", "NotFoundError": "NOT_FOUND", "InvalidArgumentError": "INVALID_ARGUMENT",
+             "FailedPreconditionError": "FAILED_PRECONDITION", "ResourceExhaustedError": "RESOURCE_EXHAUSTED",
+             "OutOfRangeError": "OUT_OF_RANGE", "ServingError": getattr(error, "code", "UNKNOWN")}
+    return codes.get(name, "UNKNOWN")

@@ -1,0 +1,80 @@
+"""`ganzoo serve`: REST (uvicorn) and gRPC in one process, over one repository."""
+
+import socket
+import threading
+
+from ganzoo.serving.repository import ModelRepository, VersionPolicy
+from ganzoo.serving.rest import RestApp
+
+
+class ModelServer:
+    """TF Serving's REST API on `port` and, with `grpc_port`, its gRPC API,
+    for the models under `base`. `serve_forever()` blocks until `shutdown()`
+    (or Ctrl-C); port 0 picks a free port (`server_port`, `grpc_port`)."""
+
+    def __init__(self, base, host="127.0.0.1", port=8501, grpc_port=None, max_batch=1024,
+                 max_body_bytes=16 * 2**20, batching=None, policy=VersionPolicy(), poll_seconds=1.0,
+                 labels=None, timeout_keep_alive=5, body_timeout=30.0, limit_concurrency=1000):
+        import uvicorn
+
+        self.repository = ModelRepository(base, policy=policy, max_batch=max_batch, batching=batching,
+                                          poll_seconds=poll_seconds, labels=labels)
+        # Bound before anything loads, so a taken port fails at once.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((host, port))
+            self._socket.listen(2048)
+        except OSError:
+            self._socket.close()
+            raise
+        self.server_port = self._socket.getsockname()[1]
+        self.host = host
+        self._grpc = None
+        self.grpc_port = None
+        if grpc_port is not None:
+            from ganzoo.serving import grpc_api
+
+            try:
+                self._grpc, self.grpc_port = grpc_api.make_server(self.repository, host, grpc_port, max_body_bytes)
+            except BaseException:
+                self._socket.close()
+                raise
+        self._app = RestApp(self.repository, max_body_bytes=max_body_bytes, body_timeout=body_timeout)
+        config = uvicorn.Config(
+            self._app,
+            http="h11",  # the strict pure-Python parser: framing errors are refused, never guessed at
+            lifespan="off", access_log=False, log_level="warning", server_header=False,
+            timeout_keep_alive=timeout_keep_alive, limit_concurrency=limit_concurrency,
+            h11_max_incomplete_event_size=64 * 1024,
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._stopped = threading.Event()
+        self.repository.start()  # the models on disk now are loaded before the first request
+        if self._grpc is not None:
+            self._grpc.start()
+
+    def serve_forever(self):
+        try:
+            self._uvicorn.run(sockets=[self._socket])
+        finally:
+            self._stopped.set()
+
+    def shutdown(self, timeout=30):
+        """Stop serving (from another thread) and free the ports."""
+        self._uvicorn.should_exit = True
+        self._stopped.wait(timeout)
+        self.server_close()
+
+    def server_close(self):
+        if self._grpc is not None:
+            self._grpc.stop(grace=1).wait(5)
+        self.repository.stop()
+        self._app.close()
+        self._socket.close()
+
+
+def make_server(base, **options):
+    """A ModelServer for `base` (see its arguments); call `serve_forever()`."""
+    return ModelServer(base, **options)
