@@ -24,10 +24,11 @@ from ganzoo.serving.errors import ServingError
 
 @dataclass(frozen=True)
 class BatchingParameters:
-    max_batch_size: int = 32
-    batch_timeout_micros: int = 1000
+    # TF Serving's defaults (TensorFlow's shared batch scheduler).
+    max_batch_size: int = 1000
+    batch_timeout_micros: int = 0  # no waiting: batches form from what queued while the last one ran
     num_batch_threads: int = 0  # 0: one per CPU core
-    max_enqueued_batches: int = 100
+    max_enqueued_batches: int = 10
 
     def __post_init__(self):
         for name in ("max_batch_size", "max_enqueued_batches"):
@@ -78,7 +79,7 @@ class Batcher:
             if self._closed:
                 raise ServingError("UNAVAILABLE", "The server is shutting down.")
             if self._queued_rows + task.rows > limit:
-                raise ServingError("UNAVAILABLE", "The batch scheduling queue is full; retry later.")
+                raise ServingError("UNAVAILABLE", "The batch scheduling queue to which this task was submitted is full")
             self._queued_rows += task.rows
         self._queue.put(task)
         return task.future.result()

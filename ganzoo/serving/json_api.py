@@ -101,26 +101,30 @@ def to_array(name, value, spec):
     the dtype are caught by the finiteness check in `Servable.check`."""
     dtype = spec.dtype.as_numpy_dtype
     try:
-        array = np.asarray(value)
-    except (ValueError, OverflowError):
+        cells = np.asarray(value, dtype=object)
+    except ValueError:
         raise invalid(f'Input "{name}" is ragged: every example must have the same shape.') from None
-    if array.dtype == object and array.size and all(isinstance(v, int) and not isinstance(v, bool)
-                                                    for v in array.ravel()):
-        kind = "int-too-large"
-    else:
-        kind = array.dtype.kind
-    if kind not in "iuf" and kind != "int-too-large":
-        raise invalid(f'Input "{name}" must hold numbers ({spec.dtype.name}); got '
-                      f"{'true/false' if kind == 'b' else 'other'} values.")
+    kinds = {type(cell) for cell in cells.flat}
+    if not kinds <= {int, float}:  # true/false would pass as 1/0 in a NumPy cast
+        found = ", ".join(sorted({"true/false" if k is bool else "null" if k is type(None) else
+                                  "text" if k is str else "objects" for k in kinds - {int, float}}))
+        raise invalid(f'Input "{name}" must hold numbers ({spec.dtype.name}); got {found}.')
+    if kinds == {int}:
+        big = max(cells.flat, key=abs, default=0)
+        if abs(big) >= 2**63:
+            raise invalid(f'Input "{name}" holds a value outside the range of {spec.dtype.name}.')
+    try:
+        array = np.asarray(value)
+    except OverflowError:  # an integer beyond float64 beside floats
+        raise invalid(f'Input "{name}" holds a value outside the range of {spec.dtype.name}.') from None
+    kind = array.dtype.kind
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         if kind == "f" and (not np.isfinite(array).all() or np.any(array != np.round(array))):
             raise invalid(f'Input "{name}" must hold integers ({spec.dtype.name}).')
-        if kind == "int-too-large" or (array.size and (array.min() < info.min or array.max() > info.max)):
+        if array.size and (array.min() < info.min or array.max() > info.max):
             raise invalid(f'Input "{name}" holds a value outside the range of {spec.dtype.name} '
                           f"([{info.min}, {info.max}]).")
-    elif kind == "int-too-large":
-        raise invalid(f'Input "{name}" holds an integer too large for {spec.dtype.name}.')
     with np.errstate(over="ignore"):
         return array.astype(dtype)
 

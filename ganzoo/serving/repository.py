@@ -121,8 +121,8 @@ class ModelRepository:
         if name not in self._serving:
             raise not_found(f"Servable not found for request: Latest({name})")
         version = self.labels.get(name, {}).get(label)
-        if version is None:
-            raise not_found(f"Unrecognized servable version label: {label}")
+        if version is None:  # INVALID_ARGUMENT, as in TF Serving
+            raise invalid(f"Unrecognized servable version label: {label[:100]}")
         return str(version)
 
     @staticmethod

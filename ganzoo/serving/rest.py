@@ -11,10 +11,13 @@ import asyncio
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import unquote
 
 from ganzoo.serving import json_api
 from ganzoo.serving.errors import ServingError, invalid
 
+# Matched on the raw path and decoded part by part afterwards (as TF
+# Serving does), so "%2F" or "%3A" in a name cannot forge a separator or verb.
 _ROUTE = re.compile(
     r"/v1/models/(?P<name>[^/:]+)"
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
@@ -67,15 +70,15 @@ class RestApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(self, scope, receive, request):
-        method, path = scope["method"], scope["path"]
-        if method not in ("GET", "POST"):
-            raise ServingError("METHOD_NOT_ALLOWED", f"Method {method[:20]} is not supported: ganzoo serve "
-                                                     "answers GET and POST.")
+        method = scope["method"]
+        path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").partition("?")[0]
         route = _ROUTE.fullmatch(path)
         verb = route and route["rest"]
-        if route is None or (method == "POST") != (verb in (":predict", ":classify", ":regress")):
-            raise invalid(f"Malformed request: {method} {path[:200]}. Use GET /v1/models/NAME, "
+        if route is None or method not in ("GET", "POST") or (method == "POST") != (
+                verb in (":predict", ":classify", ":regress")):
+            raise invalid(f"Malformed request: {method[:20]} {unquote(path)[:200]}. Use GET /v1/models/NAME, "
                           "GET /v1/models/NAME/metadata or POST /v1/models/NAME:predict.")
+        route = {key: None if value is None else unquote(value) for key, value in route.groupdict().items()}
         name, version = route["name"], route["version"]
         if route["label"] is not None:
             version = self.repository.version_of_label(name, route["label"])

@@ -14,7 +14,8 @@ class ModelServer:
 
     def __init__(self, base, host="127.0.0.1", port=8501, grpc_port=None, max_batch=1024,
                  max_body_bytes=16 * 2**20, batching=None, policy=VersionPolicy(), poll_seconds=1.0,
-                 labels=None, timeout_keep_alive=5, body_timeout=30.0, limit_concurrency=1000):
+                 labels=None, timeout_keep_alive=5, header_timeout=10.0, body_timeout=30.0,
+                 limit_concurrency=1000):
         import uvicorn
 
         self.repository = ModelRepository(base, policy=policy, max_batch=max_batch, batching=batching,
@@ -44,10 +45,10 @@ class ModelServer:
         self._app = RestApp(self.repository, max_body_bytes=max_body_bytes, body_timeout=body_timeout)
         config = uvicorn.Config(
             self._app,
-            http="h11",  # the strict pure-Python parser: framing errors are refused, never guessed at
+            http=_protocol(header_timeout),
             lifespan="off", access_log=False, log_level="warning", server_header=False,
             timeout_keep_alive=timeout_keep_alive, limit_concurrency=limit_concurrency,
-            h11_max_incomplete_event_size=64 * 1024,
+            h11_max_incomplete_event_size=64 * 1024, timeout_graceful_shutdown=2,
         )
         self._uvicorn = uvicorn.Server(config)
         self._stopped = threading.Event()
@@ -61,6 +62,10 @@ class ModelServer:
         finally:
             self._stopped.set()
 
+    def open_connections(self):
+        """How many HTTP connections are open now (for tests and health checks)."""
+        return len(self._uvicorn.server_state.connections)
+
     def shutdown(self, timeout=30):
         """Stop serving (from another thread) and free the ports."""
         self._uvicorn.should_exit = True
@@ -73,6 +78,52 @@ class ModelServer:
         self.repository.stop()
         self._app.close()
         self._socket.close()
+
+
+def _protocol(header_timeout):
+    """uvicorn's h11 protocol (the strict pure-Python parser: framing errors
+    are refused, never guessed at) with a header timeout: uvicorn closes an
+    idle connection only after a response, so a client that connects and
+    sends nothing, or its headers a byte at a time, would hold its
+    connection (and a `limit_concurrency` slot) forever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        _header_timer = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._arm()
+
+        def handle_events(self):
+            cycle = self.cycle
+            super().handle_events()
+            if self.cycle is not cycle:  # a request's headers arrived whole
+                self._disarm()
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # for the next request's headers (data_received stops the keep-alive timer)
+
+        def connection_lost(self, exc):
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self):
+            self._disarm()
+            self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
+
+        def _disarm(self):
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self):
+            if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+
+    return Protocol
 
 
 def make_server(base, **options):
