@@ -1,8 +1,10 @@
 """`ganzoo serve` against TF Serving's REST API, and versioned exports."""
 
 import json
+import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +30,24 @@ def base(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def url(base):
-    server = serving.make_server(base, port=0, max_batch=64, max_body_bytes=200_000)
+def server(base):
+    server = serving.make_server(base, port=0, grpc_port=0, max_batch=64, max_body_bytes=200_000, poll_seconds=0.1,
+                                 labels={"dcgan": {"stable": 1}})
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    yield server
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def url(server):
+    return f"http://127.0.0.1:{server.server_port}"
+
+
+def wait_for(condition, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def predict(url, model, body, version=None):
@@ -81,43 +96,178 @@ def test_predict_in_both_formats_and_every_signature(url):
         assert np.asarray(out["outputs"]["images"]).shape == (2, 16, 16, 3)
 
 
-@pytest.mark.parametrize("model, body, message", [
-    ("dcgan", b"{not json", "Malformed JSON"),
-    ("dcgan", {"instances": [[0.0] * 7]}, "shape [-1, 8]"),
-    ("dcgan", {"instances": [["a"] * 8]}, "must hold numbers"),
-    ("dcgan", {"instances": [[0.0] * 8], "signature_name": "nope"}, '"nope" not found'),
-    ("dcgan", {"z": [[0.0] * 8]}, 'exactly one of "instances"'),
-    ("nomodel", {"instances": [[0.0] * 8]}, "Servable not found"),
-    ("cgan", {"instances": [{"z": [0.0] * 8, "labels": 7}]}, "num_classes"),
-    ("cgan", {"instances": [{"z": [0.0] * 8, "labels": 1.5}]}, "must hold integers"),
-    ("cgan", {"inputs": {"z": [[0.0] * 8]}}, "lacks labels"),
-    ("dcgan", {"instances": [[0.0] * 8] * 65}, "at most 64"),
-    ("dcgan", {"instances": [[0.0] * 8] * 6000}, "limit is 200000"),
+@pytest.mark.parametrize("model, body, status, message", [
+    ("dcgan", b"{not json", 400, "Malformed JSON"),
+    ("dcgan", {"instances": [[0.0] * 7]}, 400, "shape [-1, 8]"),
+    ("dcgan", {"instances": [["a"] * 8]}, 400, "must hold numbers"),
+    ("dcgan", {"instances": [[0.0] * 8], "signature_name": "nope"}, 400, '"nope" not found'),
+    ("dcgan", {"z": [[0.0] * 8]}, 400, "Unknown key"),
+    ("dcgan", {"instances": [[0.0] * 8], "inputs": [[0.0] * 8]}, 400, 'exactly one of "instances"'),
+    ("nomodel", {"instances": [[0.0] * 8]}, 404, "Servable not found for request: Latest(nomodel)"),
+    ("cgan", {"instances": [{"z": [0.0] * 8, "labels": 7}]}, 400, "num_classes"),
+    ("cgan", {"instances": [{"z": [0.0] * 8, "labels": 1.5}]}, 400, "must hold integers"),
+    ("cgan", {"inputs": {"z": [[0.0] * 8]}}, 400, "lacks labels"),
+    ("cgan", {"inputs": {"z": [[0.0] * 8] * 2, "labels": [1]}}, 400, "different batch sizes"),
+    ("dcgan", {"instances": [[0.0] * 8] * 65}, 400, "at most 64"),
+    ("dcgan", {"instances": [[0.0] * 8] * 6000}, 413, "limit is 200000"),
 ])
-def test_bad_requests_get_400_and_the_server_stays_up(url, model, body, message):
+def test_bad_requests_get_tf_servings_status_and_the_server_stays_up(url, model, body, status, message):
     response = predict(url, model, body)
-    assert response.status_code == 400, response.text
+    assert response.status_code == status, response.text
     assert message in response.json()["error"]
     assert predict(url, "dcgan", {"instances": [[0.0] * 8]}).status_code == 200
 
 
 def test_unknown_version_and_malformed_paths(url):
-    assert "version 9" in predict(url, "dcgan", {"instances": [[0.0] * 8]}, version=9).json()["error"]
+    missing = predict(url, "dcgan", {"instances": [[0.0] * 8]}, version=9)
+    assert missing.status_code == 404 and missing.json()["error"] == "Servable not found for request: Specific(dcgan, 9)"
+    assert requests.get(f"{url}/v1/models/dcgan/versions/9", timeout=30).status_code == 404
     assert requests.get(f"{url}/v2/whatever", timeout=30).status_code == 400
     assert requests.get(f"{url}/v1/models/dcgan:predict", timeout=30).status_code == 400
 
 
-def test_a_new_version_is_served_without_a_restart(base, url):
-    keras.utils.set_random_seed(123)  # other weights than version 1's
-    model = tiny_model("dcgan")
-    body = {"instances": [[0.3] * 8]}
-    before = predict(url, "dcgan", body).json()["predictions"][0]["images"]
-    model.export(base / "dcgan" / "2")
-    status = requests.get(f"{url}/v1/models/dcgan", timeout=30).json()["model_version_status"]
-    assert [s["version"] for s in status] == ["2", "1"]
-    after = predict(url, "dcgan", body).json()["predictions"][0]["images"]
+def test_version_labels(url):
+    by_label = requests.post(f"{url}/v1/models/dcgan/labels/stable:predict", json={"instances": [[0.2] * 8]}, timeout=30)
+    by_number = predict(url, "dcgan", {"instances": [[0.2] * 8]}, version=1)
+    assert by_label.status_code == 200 and by_label.json() == by_number.json()
+    unknown = requests.get(f"{url}/v1/models/dcgan/labels/canary/metadata", timeout=30)
+    assert unknown.status_code == 400 and "Unrecognized servable version label: canary" in unknown.json()["error"]
+
+
+def test_grpc_with_tf_servings_own_stubs_matches_rest(server, url):
+    grpc = pytest.importorskip("grpc")
+    from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
+                                         predict_pb2, prediction_service_pb2_grpc)
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    z = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
+    labels = np.array([0, 2, 1], np.int32)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "cgan"
+    request.model_spec.signature_name = "serving_default"
+    request.inputs["z"].CopyFrom(tf.make_tensor_proto(z))
+    request.inputs["labels"].CopyFrom(tf.make_tensor_proto(labels))
+    reply = stub.Predict(request, timeout=30)
+    assert reply.model_spec.name == "cgan" and reply.model_spec.version.value == 1
+    over_grpc = {name: tf.make_ndarray(tensor) for name, tensor in reply.outputs.items()}
+    over_rest = predict(url, "cgan", {"inputs": {"z": z.tolist(), "labels": labels.tolist()}}).json()["outputs"]
+    np.testing.assert_array_equal(over_grpc["images_uint8"], np.asarray(over_rest["images_uint8"], np.uint8))
+    np.testing.assert_allclose(over_grpc["images"], np.asarray(over_rest["images"]), rtol=0, atol=1e-7)
+
+    request.output_filter.append("images_uint8")
+    assert list(stub.Predict(request, timeout=30).outputs) == ["images_uint8"]
+
+    request.inputs["labels"].CopyFrom(tf.make_tensor_proto(np.array([0, 2, 2**31 - 1], np.int32)))
+    with pytest.raises(grpc.RpcError) as bad_label:
+        stub.Predict(request, timeout=30)
+    assert bad_label.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "labels must lie" in bad_label.value.details()
+    request.inputs["labels"].CopyFrom(tf.make_tensor_proto(labels.astype(np.int64)))
+    with pytest.raises(grpc.RpcError) as wrong_dtype:
+        stub.Predict(request, timeout=30)
+    assert wrong_dtype.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    request.model_spec.name = "nomodel"
+    with pytest.raises(grpc.RpcError) as unknown:
+        stub.Predict(request, timeout=30)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+    metadata_request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    metadata_request.model_spec.name = "cgan"
+    metadata = stub.GetModelMetadata(metadata_request, timeout=30)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    assert metadata.metadata["signature_def"].Unpack(signatures)
+    inputs = signatures.signature_def["serving_default"].inputs
+    assert inputs["labels"].dtype == tf.int32.as_datatype_enum and inputs["z"].dtype == tf.float32.as_datatype_enum
+
+    status_request = get_model_status_pb2.GetModelStatusRequest()
+    status_request.model_spec.name = "dcgan"
+    status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(status_request, timeout=30)
+    assert [(v.version, v.state) for v in status.model_version_status] == [
+        (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+    channel.close()
+
+
+def test_a_new_version_replaces_the_old_one_without_a_restart(base, url):
+    """TF Serving's default policy: the latest version, the old one unloaded
+    only once the new one serves."""
+    model = tiny_model("cyclegan")
+    for weight in model.generator_ab.trainable_weights:  # other weights than version 1's
+        weight.assign(weight * 1.5)
+    body = {"inputs": {"images": np.full((1, 16, 16, 3), 0.3).tolist()}}
+    before = predict(url, "cyclegan", body).json()["outputs"]["images"]
+    model.export(base / "cyclegan" / "2")
+
+    def status():
+        return requests.get(f"{url}/v1/models/cyclegan", timeout=30).json()["model_version_status"]
+
+    wait_for(lambda: [s["version"] for s in status()] == ["2"])
+    assert status()[0]["state"] == "AVAILABLE"
+    after = predict(url, "cyclegan", body).json()["outputs"]["images"]
     assert not np.allclose(before, after)
-    np.testing.assert_allclose(predict(url, "dcgan", body, version=1).json()["predictions"][0]["images"], before)
+    assert predict(url, "cyclegan", body, version=1).status_code == 404
+
+
+def test_a_half_copied_version_is_reported_and_never_served(base, url, server):
+    """Its error shows in the status, the version before it keeps serving,
+    requests never wait on it, and it serves once the copy is complete."""
+    good = base / "dcgan" / "1"
+    copy = base / "dcgan" / "5"
+    shutil.copytree(good, copy)
+    data = next((copy / "variables").glob("variables.data-*"))
+    whole = data.read_bytes()
+    data.write_bytes(whole[: len(whole) // 2])  # the copy is still under way
+    body = {"instances": [[0.1] * 8]}
+    expected = predict(url, "dcgan", body).json()
+
+    def status():
+        return requests.get(f"{url}/v1/models/dcgan", timeout=30).json()["model_version_status"]
+
+    wait_for(lambda: status()[0]["state"] == "END")
+    broken, serving_one = status()
+    assert broken["version"] == "5" and broken["status"]["error_code"] != "OK"
+    assert broken["status"]["error_message"] and str(base) not in broken["status"]["error_message"]
+    assert serving_one == {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    assert predict(url, "dcgan", body).json() == expected  # still version 1
+    assert predict(url, "dcgan", body, version=5).status_code == 404
+    data.write_bytes(whole)  # the copy finishes: its files changed, so it is tried at once
+    wait_for(lambda: [s["version"] for s in status()] == ["5"])
+    assert predict(url, "dcgan", body).json() == expected  # a copy of version 1's weights
+    shutil.rmtree(copy)
+    wait_for(lambda: [(s["version"], s["state"]) for s in status()] == [("1", "AVAILABLE")])
+
+
+def test_version_policies():
+    policy = serving.VersionPolicy.parse
+    assert policy("latest").wanted([1, 2, 5]) == [5]
+    assert policy("latest:2").wanted([1, 2, 5]) == [2, 5]
+    assert policy("all").wanted([1, 2, 5]) == [1, 2, 5]
+    assert policy("1,5").wanted([1, 2, 5]) == [1, 5]
+    for bad in ("latest:0", "latest:x", "²", "1,,2", "newest"):
+        with pytest.raises(ValueError):
+            policy(bad)
+
+
+def test_dynamic_batching_joins_concurrent_requests_and_changes_no_answer(base):
+    from concurrent.futures import ThreadPoolExecutor
+
+    batching = serving.BatchingParameters(max_batch_size=16, batch_timeout_micros=20_000, num_batch_threads=1)
+    server = serving.make_server(base, port=0, batching=batching)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"http://127.0.0.1:{server.server_port}"
+        zs = np.random.default_rng(2).standard_normal((24, 8)).round(3).tolist()
+        alone = [predict(address, "dcgan", {"instances": [z]}).json() for z in zs[:4]]
+        batcher = server.repository.servable("dcgan").signature(None).batcher
+        before = batcher.batches
+        with ThreadPoolExecutor(12) as pool:
+            together = list(pool.map(lambda z: predict(address, "dcgan", {"instances": [z]}).json(), zs))
+        assert batcher.batches - before < len(zs)  # some requests shared a call
+        for one, joined in zip(alone, together):
+            np.testing.assert_allclose(one["predictions"][0]["images"], joined["predictions"][0]["images"], atol=1e-6)
+        bad = predict(address, "cgan", {"instances": [{"z": zs[0], "labels": 9}]})
+        assert bad.status_code == 400
+    finally:
+        server.shutdown()
 
 
 def test_export_writes_the_next_version_and_never_overwrites(tmp_path, capsys):
