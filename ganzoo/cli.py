@@ -194,9 +194,10 @@ def _parser():
                    help="a base folder: writes OUT/NAME/N, N the next free version (TF Serving's layout); "
                         "or a version folder such as saved_models/dcgan/3")
     p.add_argument("--name", help="model name under OUT (default: the run's model, e.g. dcgan)")
-    p.add_argument("--format", choices=("savedmodel", "tflite"), default="savedmodel",
+    p.add_argument("--format", choices=("savedmodel", "tflite", "onnx"), default="savedmodel",
                    help="tflite: also write VERSION/model.tflite (every signature), where the converter supports "
-                        "the generator")
+                        "the generator; onnx: also VERSION/onnx/SIGNATURE.onnx, checked with onnxruntime "
+                        "(pip install 'ganzoo[onnx]')")
     p.add_argument("--force", action="store_true", help="replace an explicit version folder if it exists")
     p.set_defaults(run=cmd_export)
 
@@ -436,6 +437,13 @@ def cmd_export(args):
           f"--model_name={path.parent.name})")
     if args.format == "tflite":
         print(f"Wrote {export.write_tflite(path)}")
+    if args.format == "onnx":
+        try:
+            written = export.write_onnx(path)
+        except ImportError as error:
+            raise UsageError(f"{error} The SavedModel at {path} is written.") from None
+        for signature, (onnx_path, difference) in written.items():
+            print(f"Wrote {onnx_path} ({signature}; onnxruntime within {difference:.1e} of the SavedModel)")
 
 
 # --------------------------------------------------------------- serve

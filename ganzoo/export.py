@@ -186,3 +186,85 @@ def write_tflite(saved_model_dir, filename="model.tflite"):
             + "; the SavedModel is written and serves as usual."
         ) from None
     return path
+
+
+def write_onnx(saved_model_dir, opset=17, atol=1e-4):
+    """Convert every signature of a SavedModel to `VERSION/onnx/<signature>.onnx`
+    with tf2onnx, and check each with onnxruntime against the SavedModel.
+
+    The batch dimension stays dynamic (named `batch`). An input whose name
+    is also an output's (cyclegan's `images`) is renamed `<name>_in`, since
+    ONNX names are unique in a graph. Integer `labels` below zero are mapped
+    out of range, so ONNX's Gather (which wraps negative indices) errors as
+    the SavedModel's range assertion does, which tf2onnx drops. A signature
+    that does not convert, or whose outputs differ by more than `atol`,
+    raises ValueError; nothing is left of it. Returns `{signature: (path, max
+    abs difference)}`.
+    """
+    try:
+        import onnx
+        import onnxruntime
+        import tf2onnx
+    except ImportError as error:
+        raise ImportError(f'ONNX export needs tf2onnx, onnx and onnxruntime: pip install "ganzoo[onnx]" '
+                          f"({error.name} is missing).") from None
+    import numpy as np
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(os.fspath(saved_model_dir))  # kept alive: the signatures use its variables
+    folder = Path(saved_model_dir) / "onnx"
+    folder.mkdir(exist_ok=True)
+    written = {}
+    for name, signature in sorted(loaded.signatures.items()):
+        specs = signature.structured_input_signature[1]
+        keys = sorted(specs)
+        outputs = set(signature.structured_outputs)
+        onnx_names = [f"{key}_in" if key in outputs else key for key in keys]
+
+        def call(*args, signature=signature, keys=keys):
+            inputs = dict(zip(keys, args))
+            if "labels" in inputs and inputs["labels"].dtype.is_integer:
+                inputs["labels"] = tf.where(inputs["labels"] < 0, inputs["labels"].dtype.max, inputs["labels"])
+            return signature(**inputs)
+
+        input_signature = [tf.TensorSpec(specs[k].shape, specs[k].dtype, name=n) for k, n in zip(keys, onnx_names)]
+        try:
+            proto, _ = tf2onnx.convert.from_function(tf.function(call), input_signature=input_signature, opset=opset)
+            for value in [*proto.graph.input, *proto.graph.output]:
+                dims = value.type.tensor_type.shape.dim
+                if dims and not dims[0].HasField("dim_value"):
+                    dims[0].dim_param = "batch"
+            onnx.checker.check_model(proto)
+            data = proto.SerializeToString()
+            session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        except Exception as error:  # tf2onnx writes unconvertible ops into the graph rather than raising
+            raise ValueError(f"Signature {name} of {saved_model_dir} does not convert to ONNX: "
+                             f"{str(error).strip().splitlines()[0][:300]}") from None
+        feeds = _sample_inputs(specs, np.random.default_rng(0))
+        expected = {k: v.numpy() for k, v in signature(**{k: tf.constant(v) for k, v in feeds.items()}).items()}
+        got = dict(zip([o.name for o in session.get_outputs()],
+                       session.run(None, {n: feeds[k] for k, n in zip(keys, onnx_names)})))
+        difference = max(float(np.max(np.abs(got[k].astype(np.float64) - expected[k].astype(np.float64))))
+                         for k in expected if expected[k].dtype.kind == "f")
+        if difference > atol:
+            raise ValueError(f"Signature {name}: the ONNX outputs differ from the SavedModel's by {difference:.2e} "
+                             f"(more than {atol:g}); not written.")
+        path = folder / f"{name}.onnx"
+        files.write_atomically(path, data)
+        written[name] = (path, difference)
+    return written
+
+
+def _sample_inputs(specs, rng, batch=4):
+    """A batch for each input: normal floats, class ids 0..3 for integers."""
+    import numpy as np
+
+    feeds = {}
+    for key, spec in specs.items():
+        shape = [batch if d is None else d for d in spec.shape]
+        dtype = spec.dtype.as_numpy_dtype
+        if spec.dtype.is_integer:
+            feeds[key] = (np.arange(int(np.prod(shape))) % 3).reshape(shape).astype(dtype)
+        else:
+            feeds[key] = np.clip(rng.standard_normal(shape), -1, 1).astype(dtype)
+    return feeds

@@ -113,12 +113,16 @@ class ProgressiveGenerator(keras.Model):
         top = len(self.sizes) - 1
         if progress is None:
             return grow(self.level_images(z), float(top))
-        progress = ops.convert_to_tensor(progress, "float32")
 
         def up_to(level):
             image = grow(self.level_images(z, level), progress)
             return ops.repeat(ops.repeat(image, 2 ** (top - level), axis=1), 2 ** (top - level), axis=2)
 
+        if isinstance(progress, (int, float)):
+            # Known when traced (an export): the one level it needs, and no
+            # switch, which TFLite and ONNX cannot convert.
+            return up_to(min(top, max(0, math.ceil(progress))))
+        progress = ops.convert_to_tensor(progress, "float32")
         level = ops.cast(ops.ceil(progress), "int32")
         return tf.switch_case(level, [lambda level=level_: up_to(level) for level_ in range(top + 1)])
 
