@@ -71,6 +71,9 @@ CASES = {
                                 "--out", "{tmp}/e.json"], "cannot be loaded as a SavedModel"),
     "sample 100000": (["sample", "{run}", "--n", "100000"], "--n: must be from 1 to 1024"),
     "port in use": (["serve", "{tmp}", "--port", "{port}"], "is in use"),
+    "grpc port in use": (["serve", "{tmp}", "--port", "0", "--grpc-port", "{port}"], "Port {port} on 127.0.0.1 is in use"),
+    "bad version policy": (["serve", "{tmp}", "--version-policy", "newest"], "A version policy is latest, latest:N, all"),
+    "bad version label": (["serve", "{tmp}", "--version-label", "stable=1"], "expected NAME:LABEL=VERSION"),
     "batch larger than the data": (["train", "vanilla", "--batch-size", "65536", "--out", "{tmp}/r"],
                                    "is larger than the dataset ring: not one full batch"),
     "negative learning rate": (["train", "dcgan", "--set", "g_optimizer.learning_rate=-1", "--out", "{tmp}/r"],
@@ -99,7 +102,7 @@ def test_a_bad_input_is_a_clear_error(case, run_dir, tmp_path, capsys):
         shutil.copytree(run_dir, run)
         damaged = run / "model.keras" if case.startswith("truncated") else run / "saved_model" / "1" / "saved_model.pb"
         damaged.write_bytes(damaged.read_bytes()[:200])
-    listener = _port_in_use() if case == "port in use" else None
+    listener = _port_in_use() if case.endswith("port in use") else None
     port = listener.getsockname()[1] if listener else 0
     try:
         code, _ = ganzoo(*[a.format(tmp=tmp_path, run=run, port=port) for a in arguments])
@@ -108,7 +111,7 @@ def test_a_bad_input_is_a_clear_error(case, run_dir, tmp_path, capsys):
             listener.close()
     err = capsys.readouterr().err
     assert code == 2, err
-    assert expected in err and "Traceback" not in err
+    assert expected.format(port=port) in err and "Traceback" not in err
     assert (project / "notes.txt").read_text() == "mine" and (project / "src").is_dir()  # nothing destroyed
     assert (tmp_path / "file").read_text() == "a file"
     assert not (tmp_path / "r").exists()  # a run that failed before training leaves no folder

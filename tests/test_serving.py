@@ -310,3 +310,17 @@ def test_export_can_write_tflite_that_matches_the_saved_model(tmp_path):
     served = tf.saved_model.load(str(version)).signatures["serving_default"](z=tf.constant(z))
     np.testing.assert_allclose(lite["images"], served["images"].numpy(), atol=1e-4)
     assert lite["images_uint8"].dtype == np.uint8
+
+
+def test_a_server_started_beside_a_broken_newest_version_serves_the_one_before(base, tmp_path):
+    folder = tmp_path / "models"
+    shutil.copytree(base / "dcgan" / "1", folder / "dcgan" / "1")
+    shutil.copytree(base / "dcgan" / "1", folder / "dcgan" / "2")
+    (folder / "dcgan" / "2" / "variables" / "variables.index").write_bytes(b"half")
+    server = serving.make_server(folder, port=0)
+    try:
+        states = [(n, s.state) for n, s in server.repository.status("dcgan")]
+        assert states == [(2, "END"), (1, "AVAILABLE")]
+        assert server.repository.servable("dcgan").version == 1
+    finally:
+        server.server_close()

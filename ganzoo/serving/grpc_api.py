@@ -31,7 +31,9 @@ def make_server(repository, host, port, max_message_bytes, workers=16):
 
     metadata_pb2, status_pb2, model_grpc, predict_pb2, prediction_grpc = _protos()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ganzoo-grpc"),
-                         options=[("grpc.max_receive_message_length", max_message_bytes),
+                         # no SO_REUSEPORT: a second server on a taken port must fail, not share it
+                         options=[("grpc.so_reuseport", 0),
+                                  ("grpc.max_receive_message_length", max_message_bytes),
                                   ("grpc.max_send_message_length", 2**31 - 1)],
                          maximum_concurrent_rpcs=256)
     # The generated base classes answer the methods ganzoo lacks (Classify,

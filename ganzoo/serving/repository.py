@@ -194,13 +194,18 @@ class ModelRepository:
                 wanted = self.policy.wanted(versions)
                 for number in wanted:
                     self._maybe_load(name, number, states.setdefault(number, VersionState()))
-                available = [n for n in wanted if states[n].state == "AVAILABLE"]
                 keep = set(wanted)
-                if not available and self.policy.kind == "latest":
-                    # Availability first, as TF Serving's default policy: the
-                    # version served before stays until a wanted one serves.
-                    older = [n for n, s in states.items() if s.state == "AVAILABLE" and n in versions]
-                    keep |= set(sorted(older)[-1:])
+                if self.policy.kind == "latest" and not any(states[n].state == "AVAILABLE" for n in wanted):
+                    # Availability first: while no wanted version serves (a
+                    # half-copied newest one, say), the newest older version
+                    # that loads serves instead, as TF Serving keeps the old
+                    # version until its successor is available.
+                    for number in sorted(set(versions) - keep, reverse=True):
+                        state = states.setdefault(number, VersionState())
+                        self._maybe_load(name, number, state)
+                        keep.add(number)  # a failed one keeps its back-off and shows its error
+                        if state.state == "AVAILABLE":
+                            break
                 self._unload(name, [n for n in states if n not in keep])
             self._publish()
 
