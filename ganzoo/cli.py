@@ -217,13 +217,14 @@ def _parser():
                    help="how often to look for new or fixed versions (default 1)")
     batching = p.add_argument_group("dynamic batching (TF Serving's batching parameters)")
     batching.add_argument("--batching", action="store_true", help="join concurrent requests into one call")
-    batching.add_argument("--max-batch-size", type=bounded(1, 2**20), default=32, help="examples per joined call (default 32)")
-    batching.add_argument("--batch-timeout-micros", type=bounded(0, 10**7), default=1000,
-                          help="how long a batch waits to fill (default 1000)")
+    batching.add_argument("--max-batch-size", type=bounded(1, 2**20), default=1000,
+                          help="examples per joined call (default 1000)")
+    batching.add_argument("--batch-timeout-micros", type=bounded(0, 10**7), default=0,
+                          help="how long a batch waits to fill (default 0: it holds what queued meanwhile)")
     batching.add_argument("--num-batch-threads", type=bounded(0, 1024), default=0,
                           help="joined calls at once (default 0: one per CPU core)")
-    batching.add_argument("--max-enqueued-batches", type=bounded(1, 10**6), default=100,
-                          help="batches that may wait before requests get UNAVAILABLE (default 100)")
+    batching.add_argument("--max-enqueued-batches", type=bounded(1, 10**6), default=10,
+                          help="batches that may wait before requests get UNAVAILABLE (default 10)")
     p.set_defaults(run=cmd_serve)
     return parser
 

@@ -166,6 +166,22 @@ def test_grpc_with_tf_servings_own_stubs_matches_rest(server, url):
     with pytest.raises(grpc.RpcError) as wrong_dtype:
         stub.Predict(request, timeout=30)
     assert wrong_dtype.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    huge = tf.make_tensor_proto(0.5, shape=[2000, 100000])  # a few bytes naming 800 MB
+    request.inputs["z"].CopyFrom(huge)
+    request.inputs["labels"].CopyFrom(tf.make_tensor_proto(labels))
+    with pytest.raises(grpc.RpcError) as too_big:
+        stub.Predict(request, timeout=30)
+    assert too_big.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "shape [-1, 8]" in too_big.value.details()
+    request.inputs["z"].CopyFrom(tf.make_tensor_proto(0.5, shape=[2000, 8]))
+    with pytest.raises(grpc.RpcError) as too_many:
+        stub.Predict(request, timeout=30)
+    assert "at most 64 examples" in too_many.value.details()
+    request.inputs["z"].CopyFrom(tf.make_tensor_proto(z))
+    del request.output_filter[:]
+    request.output_filter.append("nope")
+    with pytest.raises(grpc.RpcError) as bad_filter:
+        stub.Predict(request, timeout=30)
+    assert "output tensor alias not found" in bad_filter.value.details()
     request.model_spec.name = "nomodel"
     with pytest.raises(grpc.RpcError) as unknown:
         stub.Predict(request, timeout=30)
@@ -234,6 +250,24 @@ def test_a_half_copied_version_is_reported_and_never_served(base, url, server):
     assert predict(url, "dcgan", body).json() == expected  # a copy of version 1's weights
     shutil.rmtree(copy)
     wait_for(lambda: [(s["version"], s["state"]) for s in status()] == [("1", "AVAILABLE")])
+
+
+def test_a_policy_naming_a_missing_version_serves_nothing_of_that_model(base):
+    server = serving.make_server(base, port=0, policy=serving.VersionPolicy.parse("7"))
+    try:
+        assert server.repository.names() == []
+        with pytest.raises(serving.ServingError, match=r"Latest\(dcgan\)"):
+            server.repository.servable("dcgan")
+    finally:
+        server.server_close()
+
+
+def test_a_closed_batcher_refuses_at_once_instead_of_hanging():
+    batcher = serving.BatchingParameters(max_batch_size=4, num_batch_threads=1).batcher(lambda arrays: arrays)
+    assert batcher.run({"z": np.ones((2, 3))})["z"].shape == (2, 3)
+    batcher.close()
+    with pytest.raises(serving.ServingError, match="unloaded"):
+        batcher.run({"z": np.ones((1, 3))})
 
 
 def test_version_policies():

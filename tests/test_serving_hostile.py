@@ -224,6 +224,8 @@ def url(server, path):
     (b'\xff\xfe', 400, "Malformed JSON"),
     (b'', 400, "Malformed JSON"),
     (b'[]', 400, "JSON object"),
+    (b'{"signature_name": "\\u0073erving_default", "instances": ' + b"[" * 40 + b"]" * 40 + b"}", 400, "nested"),
+    (b'{"instances": [[[[[[0.1]]]]]]}', 400, "shape [-1, 8]"),
 ])
 def test_hostile_json_gets_400_and_valid_json(server, healthy, body, status, message):
     response = requests.post(url(server, "/v1/models/dcgan:predict"), data=body, timeout=30)

@@ -75,20 +75,22 @@ class Batcher:
         """The outputs for this request's rows (blocks until its batch ran)."""
         task = _Task(arrays)
         limit = self.parameters.max_enqueued_batches * self.parameters.max_batch_size
-        with self._lock:
+        with self._lock:  # closing and queueing exclude each other: no task lands behind the stop markers
             if self._closed:
-                raise ServingError("UNAVAILABLE", "The server is shutting down.")
+                raise ServingError("UNAVAILABLE", "This version is being unloaded; retry.")
             if self._queued_rows + task.rows > limit:
-                raise ServingError("UNAVAILABLE", "The batch scheduling queue to which this task was submitted is full")
+                raise ServingError("UNAVAILABLE", "The batch scheduling queue to which this task was submitted "
+                                                  "is full")
             self._queued_rows += task.rows
-        self._queue.put(task)
+            self._queue.put(task)
         return task.future.result()
 
     def close(self):
+        """Stop the threads once the queued tasks ran."""
         with self._lock:
             self._closed = True
-        for _ in self._threads:
-            self._queue.put(_STOP)
+            for _ in self._threads:
+                self._queue.put(_STOP)
 
     def _take(self, timeout):
         """The next task, `_STOP`, or None when `timeout` passed first."""

@@ -7,10 +7,12 @@ second TensorFlow over tensorflow-cpu (tensorflow/serving#1847):
 `pip install --no-deps tensorflow-serving-api`.
 """
 
+import logging
 from concurrent import futures
 
 from ganzoo.serving.errors import ServingError, invalid
 
+_LOG = logging.getLogger("ganzoo.serving")
 INSTALL_HINT = ('gRPC needs the protos of TF Serving: pip install --no-deps "tensorflow-serving-api>=2.16" '
                 "(--no-deps: its tensorflow requirement would install a second TensorFlow over tensorflow-cpu).")
 
@@ -30,7 +32,8 @@ def make_server(repository, host, port, max_message_bytes, workers=16):
     import grpc
 
     metadata_pb2, status_pb2, model_grpc, predict_pb2, prediction_grpc = _protos()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ganzoo-grpc"),
+    pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ganzoo-grpc")
+    server = grpc.server(pool,
                          # no SO_REUSEPORT: a second server on a taken port must fail, not share it
                          options=[("grpc.so_reuseport", 0),
                                   ("grpc.max_receive_message_length", max_message_bytes),
@@ -47,12 +50,15 @@ def make_server(repository, host, port, max_message_bytes, workers=16):
     except RuntimeError:
         bound = 0
     if not bound:
+        pool.shutdown(wait=False)
         raise OSError(98, f"Cannot listen for gRPC on {host}:{port}")
+    server.pool = pool  # grpc's stop() leaves the executor it was given running
     return server, bound
 
 
 def _answer(context, call):
-    """Run `call`; a ServingError becomes its gRPC status, as in TF Serving."""
+    """Run `call`; a ServingError becomes its gRPC status, as in TF Serving,
+    and anything else INTERNAL with no detail (the log has it)."""
     import grpc
 
     try:
@@ -60,14 +66,46 @@ def _answer(context, call):
     except ServingError as error:
         code = getattr(grpc.StatusCode, error.code, grpc.StatusCode.INVALID_ARGUMENT)
         context.abort(code, error.message)
+    except Exception:
+        _LOG.exception("Unexpected error in a gRPC call")
+        context.abort(grpc.StatusCode.INTERNAL, "Internal error; the server log has the details.")
 
 
 def _version(spec, repository):
     if spec.HasField("version"):
-        return str(spec.version.value)
+        return spec.version.value
     if spec.version_label:
         return repository.version_of_label(spec.name, spec.version_label)
     return None
+
+
+def _decode(name, proto, spec, max_batch):
+    """A TensorProto as an ndarray, refused before it is expanded when its
+    dtype or shape is not the signature's: a 20-byte proto can name a
+    [2000, 100000] tensor of one repeated value."""
+    import numpy as np
+    import tensorflow as tf
+
+    if spec is None:
+        raise invalid(f"Unknown input {name[:100]!r} for this signature.")
+    if proto.dtype != spec.dtype.as_datatype_enum:
+        try:
+            got = tf.dtypes.as_dtype(proto.dtype).name
+        except TypeError:
+            got = f"DataType {proto.dtype}"
+        raise invalid(f'Expects input "{name}" to be {spec.dtype.name} but {got} is provided.')
+    shape = [d.size for d in proto.tensor_shape.dim]
+    wanted = [-1 if d is None else d for d in spec.shape]
+    if proto.tensor_shape.unknown_rank or not spec.shape.is_compatible_with(shape) or any(d < 0 for d in shape):
+        raise invalid(f'Input "{name}" must have shape {wanted} (-1: any); got {shape}.')
+    if shape and shape[0] > max_batch:
+        raise invalid(f"A request may hold at most {max_batch} examples; got {shape[0]}. "
+                      "Split it into smaller requests.")
+    try:
+        array = tf.make_ndarray(proto)
+    except (TypeError, ValueError) as error:
+        raise invalid(f'Input "{name}" is not a valid TensorProto: {str(error)[:200]}') from None
+    return np.asarray(array)
 
 
 class _PredictionService:
@@ -83,18 +121,14 @@ class _PredictionService:
         spec = request.model_spec
         servable = self.repository.servable(spec.name, _version(spec, self.repository))
         signature = servable.signature(spec.signature_name)
-        arrays = {}
-        for name, proto in request.inputs.items():
-            try:
-                arrays[name] = tf.make_ndarray(proto)
-            except (TypeError, ValueError) as error:
-                raise invalid(f'Input "{name}" is not a valid TensorProto: {str(error)[:200]}') from None
+        wanted = list(request.output_filter) or servable.output_names(signature)
+        unknown = [name for name in wanted if name not in servable.output_names(signature)]
+        if unknown:  # refused before the model runs
+            raise invalid(f"output tensor alias not found in signature: {unknown[0][:100]} Outputs expected to be "
+                          f"in the set {{{','.join(servable.output_names(signature))}}}.")
+        arrays = {name: _decode(name, proto, signature.inputs.get(name), servable.max_batch)
+                  for name, proto in request.inputs.items()}
         outputs = servable.run(signature, servable.check(signature, arrays))
-        wanted = list(request.output_filter) or list(outputs)
-        unknown = [name for name in wanted if name not in outputs]
-        if unknown:
-            raise invalid(f"output tensor alias not found in signature: {unknown[0]} Outputs expected to be in "
-                          f"the set {{{','.join(sorted(outputs))}}}.")
         response = self.predict_pb2.PredictResponse()
         response.model_spec.name = spec.name
         response.model_spec.version.value = servable.version

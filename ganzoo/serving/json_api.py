@@ -9,6 +9,7 @@ example count are read from the raw bytes with NumPy, so a 16 MiB body of
 
 import base64
 import json
+import re
 
 import numpy as np
 
@@ -17,20 +18,42 @@ from ganzoo.serving.errors import invalid
 MAX_DEPTH = 32  # deeper than any tensor a GAN signature takes (rank <= 4, inside 3 levels of JSON)
 
 
+_INPUTS_OBJECT = re.compile(rb'"inputs"\s*:\s*\{')
+_QUOTE, _SLASH, _OPEN, _CLOSE, _COMMA = 1, 2, 3, 4, 5
+_CODES = np.zeros(256, np.int8)
+_CODES[[ord('"'), ord("\\"), ord("["), ord("{"), ord("]"), ord("}"), ord(",")]] = [1, 2, 3, 3, 4, 4, 5]
+
+
 def scan(body, max_batch):
     """Refuse, from the raw bytes, bodies nested deeper than MAX_DEPTH or
-    with more than `max_batch` examples at the example level (depth 2: the
-    items of `instances`, or of a list given as `inputs`)."""
-    raw = np.frombuffer(body, np.uint8)
-    if b"\\" in body:  # escaped quotes would need a real tokenizer: leave it to the parser
-        return
-    in_string = (np.cumsum(raw == ord('"')) & 1).astype(bool)
-    opens = ((raw == ord("[")) | (raw == ord("{"))) & ~in_string
-    closes = ((raw == ord("]")) | (raw == ord("}"))) & ~in_string
-    depth = np.cumsum(opens.astype(np.int32) - closes.astype(np.int32))
+    with more than `max_batch` examples: the items of `instances` or of a
+    list given as `inputs` (depth 2), or the rows of each input of an
+    `inputs` object (depth 3, shared among its keys). Works on the
+    structural characters only: about 65 ms for 8 MiB of numbers here,
+    half the time of json.loads on it."""
+    codes = _CODES[np.frombuffer(body, np.uint8)]
+    where = np.flatnonzero(codes)
+    kind = codes[where]
+    quotes = kind == _QUOTE
+    slashes = kind == _SLASH
+    if slashes.any():  # a quote right after an odd run of backslashes is inside its string
+        index = np.arange(kind.size, dtype=np.int64)
+        follows = np.r_[False, slashes[:-1] & (np.diff(where) == 1)]  # the entry before is a backslash next to it
+        run_start = np.maximum.accumulate(np.where(slashes & ~(follows & slashes), index, 0))
+        run_length = np.where(slashes, index - run_start + 1, 0)
+        quotes &= ~(follows & (np.r_[0, run_length[:-1]] % 2 == 1))
+    outside = (np.cumsum(quotes, dtype=np.int32) % 2 == 0) | quotes
+    step = np.where(outside & (kind == _OPEN), 1, np.where(outside & (kind == _CLOSE), -1, 0)).astype(np.int8)
+    depth = np.cumsum(step, dtype=np.int32)
     if depth.size and depth.max() > MAX_DEPTH:
         raise invalid(f"The JSON is nested more than {MAX_DEPTH} levels deep.")
-    examples = int(np.count_nonzero((raw == ord(",")) & ~in_string & (depth == 2))) + 1
+    commas = outside & (kind == _COMMA)
+    at_two = int(np.count_nonzero(commas & (depth == 2)))
+    examples = at_two + 1
+    if b'"instances"' not in body and _INPUTS_OBJECT.search(body):
+        # {"inputs": {"z": [...], "labels": [...]}}: k keys (k - 1 commas at
+        # depth 2) share the depth-3 commas, one fewer than rows per input.
+        examples = int(np.count_nonzero(commas & (depth == 3))) // (at_two + 1) + 1
     if examples > max_batch:
         raise invalid(f"A request may hold at most {max_batch} examples; got about {examples}. "
                       "Split it into smaller requests.")
@@ -102,8 +125,12 @@ def to_array(name, value, spec):
     dtype = spec.dtype.as_numpy_dtype
     try:
         cells = np.asarray(value, dtype=object)
-    except ValueError:
-        raise invalid(f'Input "{name}" is ragged: every example must have the same shape.') from None
+    except (ValueError, RuntimeError):  # RuntimeError: more than NumPy's 32 dimensions
+        raise invalid(f'Input "{name}" is ragged or nested too deeply: every example must have the same '
+                      f"shape, of rank {spec.shape.rank}.") from None
+    if cells.ndim != spec.shape.rank:
+        wanted = [-1 if d is None else d for d in spec.shape]
+        raise invalid(f'Input "{name}" must have shape {wanted} (-1: any); got {list(cells.shape)}.')
     kinds = {type(cell) for cell in cells.flat}
     if not kinds <= {int, float}:  # true/false would pass as 1/0 in a NumPy cast
         found = ", ".join(sorted({"true/false" if k is bool else "null" if k is type(None) else

@@ -92,28 +92,30 @@ class ModelRepository:
         self.labels = {name: dict(table) for name, table in (labels or {}).items()}  # name -> {label: version}
         self._states = {}  # name -> {version: VersionState}; written by the loader thread only
         self._serving = {}  # name -> {version: Servable}; replaced whole, read without a lock
+        self._retired = []  # (close after, Servable): unloaded, but requests may still hold them
         self._stop = threading.Event()
         self._thread = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ reading
     def names(self):
+        """The models with at least one tracked version (loaded, loading or failed)."""
         return sorted(self._serving)
 
     def servable(self, name, version=None):
-        """The Servable for a request: `version` None means the newest served."""
+        """The Servable for a request. `version`: None (the newest served), a
+        URL's text (ASCII digits, else INVALID_ARGUMENT) or gRPC's int64."""
         versions = self._serving.get(name) if isinstance(name, str) else None
-        if versions is None:
-            raise not_found(f"Servable not found for request: Latest({name})" if version is None else
-                            f"Servable not found for request: Specific({name}, {version})")
         if version is None:
+            if versions is None:
+                raise not_found(f"Servable not found for request: Latest({str(name)[:100]})")
             if not versions:
                 raise ServingError("UNAVAILABLE", f"No version of {name} is available yet: "
                                                   f"see GET /v1/models/{name} for why.")
             return versions[max(versions)]
-        number = self.parse_version(version)
-        if number not in versions:
-            raise not_found(f"Servable not found for request: Specific({name}, {version})")
+        number = version if isinstance(version, int) else self.parse_version(version)
+        if versions is None or number not in versions:
+            raise not_found(f"Servable not found for request: Specific({str(name)[:100]}, {number})")
         return versions[number]
 
     def version_of_label(self, name, label):
@@ -123,7 +125,7 @@ class ModelRepository:
         version = self.labels.get(name, {}).get(label)
         if version is None:  # INVALID_ARGUMENT, as in TF Serving
             raise invalid(f"Unrecognized servable version label: {label[:100]}")
-        return str(version)
+        return version
 
     @staticmethod
     def parse_version(version):
@@ -136,10 +138,10 @@ class ModelRepository:
         """TF Serving's GetModelStatus: every tracked version, newest first."""
         states = self._states.get(name) if isinstance(name, str) else None
         if not states:
-            raise not_found(f"Could not find any versions of model {name}")
+            raise not_found(f"Could not find any versions of model {str(name)[:100]}")
         chosen = dict(states)
         if version is not None:
-            number = self.parse_version(version)
+            number = version if isinstance(version, int) else self.parse_version(version)
             if number not in chosen:
                 raise not_found(f"Could not find version {version} of model {name}")
             chosen = {number: chosen[number]}
@@ -158,9 +160,14 @@ class ModelRepository:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        for versions in self._serving.values():
-            for servable in versions.values():
+        with self._lock:
+            for states in self._states.values():
+                for state in states.values():
+                    if state.servable is not None:
+                        state.servable.close()
+            for _, servable in self._retired:
                 servable.close()
+            self._retired.clear()
 
     def _watch(self):
         while not self._stop.wait(self.poll_seconds):
@@ -172,10 +179,13 @@ class ModelRepository:
     def _on_disk(self):
         models = {}
         for folder in self.base.iterdir():
-            if not (_MODEL_NAME.fullmatch(folder.name) and folder.is_dir()):
+            try:
+                if not (_MODEL_NAME.fullmatch(folder.name) and folder.is_dir()):
+                    continue
+                versions = [int(p.name) for p in folder.iterdir()
+                            if _VERSION.fullmatch(p.name) and (p / "saved_model.pb").is_file()]
+            except OSError:  # an unreadable folder is skipped; the others still update
                 continue
-            versions = [int(p.name) for p in folder.iterdir()
-                        if _VERSION.fullmatch(p.name) and (p / "saved_model.pb").is_file()]
             if versions:
                 models[folder.name] = sorted(versions)
         return models
@@ -184,6 +194,8 @@ class ModelRepository:
         """One pass: pick up new versions and models, retry failed ones, drop
         what vanished or the policy no longer wants (once its successor serves)."""
         with self._lock:
+            if self._stop.is_set():
+                return
             disk = self._on_disk()
             for name in list(self._states):
                 if name not in disk:
@@ -233,11 +245,17 @@ class ModelRepository:
         for number in numbers:
             state = states.pop(number, None)
             if state is not None and state.servable is not None:
-                state.servable.close()
+                # Closed later: a request that picked it just before the
+                # table changed still finishes on it.
+                self._retired.append((time.monotonic() + 60.0, state.servable))
 
     def _publish(self):
         self._serving = {name: {n: s.servable for n, s in states.items() if s.state == "AVAILABLE"}
-                         for name, states in self._states.items()}
+                         for name, states in self._states.items() if states}
+        now = time.monotonic()
+        for _, servable in [r for r in self._retired if r[0] <= now]:
+            servable.close()
+        self._retired = [r for r in self._retired if r[0] > now]
 
 
 def _code_of(error):

@@ -45,13 +45,17 @@ class Servable:
         meta = path / "assets" / "ganzoo.json"
         self.info = json.loads(meta.read_text()) if meta.is_file() else {}
         self.signatures = {}
-        for name, function in self._loaded.signatures.items():
-            signature = Signature(name, function, dict(function.structured_input_signature[1]))
-            if batching is not None:
-                signature.batcher = batching.batcher(lambda arrays, s=signature: self.call(s, arrays))
-            self.signatures[name] = signature
-        for signature in self.signatures.values():
-            self._warm_up(signature)
+        try:
+            for name, function in self._loaded.signatures.items():
+                signature = Signature(name, function, dict(function.structured_input_signature[1]))
+                self.signatures[name] = signature
+                if batching is not None:
+                    signature.batcher = batching.batcher(lambda arrays, s=signature: self.call(s, arrays))
+            for signature in self.signatures.values():
+                self._warm_up(signature)
+        except BaseException:
+            self.close()  # the batch threads of a version that never serves
+            raise
 
     def _warm_up(self, signature):
         """One call with a single zero example, so that a version is only
@@ -62,6 +66,9 @@ class Servable:
             shape = [1 if d is None else d for d in spec.shape]
             arrays[name] = np.zeros(shape, spec.dtype.as_numpy_dtype)
         self.call(signature, arrays)
+
+    def output_names(self, signature):
+        return sorted(self.signature_defs[signature.name].outputs) if signature.name in self.signature_defs else []
 
     def signature(self, name):
         name = name or DEFAULT_SIGNATURE
@@ -121,8 +128,10 @@ class Servable:
             outputs = signature.function(**{n: tf.constant(a) for n, a in arrays.items()})
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             raise invalid(first_line(getattr(error, "message", None) or str(error))) from None
-        except tf.errors.OpError as error:
-            raise ServingError("INTERNAL", first_line(error.message)) from None
+        except tf.errors.OpError as error:  # its canonical code: RESOURCE_EXHAUSTED is 429, OUT_OF_RANGE 400
+            code = {tf.errors.RESOURCE_EXHAUSTED: "RESOURCE_EXHAUSTED", tf.errors.OUT_OF_RANGE: "OUT_OF_RANGE",
+                    tf.errors.FAILED_PRECONDITION: "FAILED_PRECONDITION"}.get(error.error_code, "INTERNAL")
+            raise ServingError(code, first_line(error.message)) from None
         return {name: value.numpy() for name, value in outputs.items()}
 
     def close(self):

@@ -52,9 +52,13 @@ class ModelServer:
         )
         self._uvicorn = uvicorn.Server(config)
         self._stopped = threading.Event()
-        self.repository.start()  # the models on disk now are loaded before the first request
-        if self._grpc is not None:
-            self._grpc.start()
+        try:
+            self.repository.start()  # the models on disk now are loaded before the first request
+            if self._grpc is not None:
+                self._grpc.start()
+        except BaseException:
+            self.server_close()
+            raise
 
     def serve_forever(self):
         try:
@@ -75,6 +79,7 @@ class ModelServer:
     def server_close(self):
         if self._grpc is not None:
             self._grpc.stop(grace=1).wait(5)
+            self._grpc.pool.shutdown(wait=False, cancel_futures=True)
         self.repository.stop()
         self._app.close()
         self._socket.close()
