@@ -168,7 +168,7 @@ def write_tflite(saved_model_dir, filename="model.tflite"):
     """Convert every signature of a SavedModel to a TFLite model inside it.
 
     Uses TFLite's built-in ops only, so the file runs on the plain TFLite
-    runtime; a generator with ops it lacks (pggan's level switch) raises
+    runtime; a generator with ops it lacks raises
     ValueError naming them, and the SavedModel stays as it is.
     """
     import tensorflow as tf

@@ -61,3 +61,12 @@ def test_export_format_onnx_from_the_command_line(tmp_path, capsys):
     assert "onnx/serving_default.onnx" in out and "within" in out
     path = tmp_path / "m" / "dcgan" / "1" / "onnx" / "serving_default.onnx"
     assert session(path).get_inputs()[0].shape == ["batch", 8]
+
+
+def test_pggan_exports_to_tflite_too(tmp_path):
+    """Its export has no level switch, and its upsampling keeps static shapes."""
+    version = tiny_model("pggan").export(tmp_path / "pggan" / "1")
+    runner = tf.lite.Interpreter(model_path=str(export.write_tflite(version))).get_signature_runner("serving_default")
+    z = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
+    served = tf.saved_model.load(str(version)).signatures["serving_default"](z=tf.constant(z))
+    np.testing.assert_allclose(runner(z=z)["images"], served["images"].numpy(), atol=1e-4)

@@ -38,7 +38,12 @@ def block_weight(progress, level):
 
 
 def upsample(x):
-    return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+    _, height, width, channels = x.shape
+    x = ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+    if None not in (height, width, channels):
+        # repeat loses the static shape, and TFLite's Conv2D needs the channels
+        x = ops.reshape(x, (-1, 2 * height, 2 * width, channels))
+    return x
 
 
 def downsample(x):

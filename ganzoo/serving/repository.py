@@ -82,7 +82,7 @@ class ModelRepository:
     """The served models under `base`; call `start()` to load and watch them."""
 
     def __init__(self, base, policy=VersionPolicy(), max_batch=1024, batching=None, poll_seconds=1.0,
-                 max_backoff_seconds=60.0, labels=None):
+                 max_backoff_seconds=300.0, labels=None):
         self.base = Path(base).resolve()
         self.policy = policy
         self.max_batch = max_batch
@@ -235,7 +235,7 @@ class ModelRepository:
             state.attempts += 1
             state.state, state.error_code = "END", _code_of(error)
             state.error_message = public_message(first_line(getattr(error, "message", None) or error), self.base)
-            state.retry_at = time.monotonic() + min(self.max_backoff_seconds, 2.0 ** (state.attempts - 1))
+            state.retry_at = time.monotonic() + min(self.max_backoff_seconds, 5.0 * 2.0 ** (state.attempts - 1))
             return
         state.state, state.error_code, state.error_message = "AVAILABLE", "OK", ""
         state.servable, state.attempts = servable, 0
