@@ -7,9 +7,12 @@ value p in [0, L] (L doublings above 4x4) weights each block: block s is off
 while p <= s - 1, fades in while s - 1 < p < s, and is on from p = s. p is a
 pure function of the images shown so far, a saved variable, so a single
 `fit` runs every phase without retracing and a resumed run continues at the
-same resolution and alpha. Both networks pick, with `tf.switch_case`, the
-branch that computes only the levels in use: the graph holds every phase,
-but a step at 8x8 costs what an 8x8 network costs.
+same resolution and alpha. `fit` keeps one traced step per level and picks,
+before each step, the one for the current level (as keras-io's StyleGAN
+switches steps between phases): a step at 8x8 costs what an 8x8 network
+costs, and each step is a plain graph that XLA compiles and TF's graph
+optimiser handles. Elsewhere (a traced `generate` at a progress only known
+at run time) the networks pick the level with `tf.switch_case`.
 """
 
 import math
@@ -70,7 +73,11 @@ def pyramid(images, count):
 
 
 def _lrelu(x):
-    return ops.leaky_relu(x, 0.2)
+    # max(x, 0.2x) is leaky ReLU (slope 0.2). Not the LeakyRelu op: TF's
+    # remapper fuses it into the convolution before it and drops the node
+    # that the gradient penalty's double backward reads, then logs
+    # "remapper failed" and skips its other rewrites, at every trace.
+    return ops.maximum(x, 0.2 * x)
 
 
 @keras.saving.register_keras_serializable(package="ganzoo")
@@ -114,7 +121,9 @@ class ProgressiveGenerator(keras.Model):
             images.append(ops.cast(to_rgb(x), "float32"))
         return images
 
-    def call(self, z, progress=None):
+    def call(self, z, progress=None, level=None):
+        """Images at `progress`; `level` (a Python int, ceil(progress)) when
+        the caller knows it, else it is read from `progress`."""
         top = len(self.sizes) - 1
         if progress is None:
             return grow(self.level_images(z), float(top))
@@ -126,7 +135,9 @@ class ProgressiveGenerator(keras.Model):
         if isinstance(progress, (int, float)):
             # Known when traced (an export): the one level it needs, and no
             # switch, which TFLite and ONNX cannot convert.
-            return up_to(min(top, max(0, math.ceil(progress))))
+            level = math.ceil(progress)
+        if level is not None:
+            return up_to(min(top, max(0, int(level))))
         progress = ops.convert_to_tensor(progress, "float32")
         level = ops.cast(ops.ceil(progress), "int32")
         return tf.switch_case(level, [lambda level=level_: up_to(level) for level_ in range(top + 1)])
@@ -163,12 +174,14 @@ class ProgressiveDiscriminator(keras.Model):
         for level in range(len(self.sizes)):  # every fromRGB, not only the top two
             self._score(inputs, float(level), level)
 
-    def call(self, images, progress=None):
+    def call(self, images, progress=None, level=None):
         top = len(self.sizes) - 1
         inputs = pyramid(images, len(self.sizes))
         if progress is None:
             return self._score(inputs, float(top), top)
         progress = ops.convert_to_tensor(progress, "float32")
+        if level is not None:
+            return self._score(inputs, progress, min(top, max(0, int(level))))
         level = ops.cast(ops.ceil(progress), "int32")
         return tf.switch_case(
             level, [lambda level=level_: self._score(inputs, progress, level) for level_ in range(top + 1)]
@@ -225,6 +238,7 @@ class ProgressiveGAN(GAN):
 
     default_network = "progressive"
     network_kind = "progressive"
+    _traced_level = None  # the level of the step being traced (make_train_function)
 
     def __init__(self, data_shape, fade_images=20_000, stable_images=20_000, gp_weight=10.0,
                  drift_weight=0.001, ema_decay=0.999, **kwargs):
@@ -238,16 +252,30 @@ class ProgressiveGAN(GAN):
         self.images_seen = self.add_weight(shape=(), initializer="zeros", dtype="float32", trainable=False,
                                            name="images_seen", aggregation="only_first_replica")
 
-    def compile(self, g_optimizer="adam", d_optimizer="adam", loss="wasserstein", jit_compile=False, **kwargs):
-        # XLA does not compile the level switch: the default config fails to
-        # trace, and the gradient of tf.switch_case fails to convert
-        # (benchmarks/xla_per_entry.py). "auto" would turn it on on GPUs.
-        if jit_compile is True:
-            raise ValueError(
-                "pggan cannot be compiled with XLA: its level switch (tf.switch_case) and that switch's "
-                "gradient do not convert. Use jit_compile=False (or leave --jit off)."
-            )
-        super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, jit_compile=False, **kwargs)
+    def make_train_function(self, force=False):
+        """One traced step per level, chosen before each step from the
+        schedule's clock, so no step holds the level switch."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        steps = {}
+
+        def train_function(data):
+            level = self.current_level()
+            if level not in steps:
+                steps[level] = self._make_function(self.train_step)
+            # Read when a step is traced (first call, or a new batch shape).
+            self._traced_level = level
+            try:
+                return steps[level](data)
+            finally:
+                self._traced_level = None
+
+        self.train_function = train_function
+        return train_function
+
+    def current_level(self):
+        """ceil(progress) as a Python int (reads the schedule's clock)."""
+        return min(self.levels, max(0, math.ceil(float(self.progress))))
 
     # ---------------------------------------------------------- schedule
     @property
@@ -278,10 +306,11 @@ class ProgressiveGAN(GAN):
 
     # ------------------------------------------------------------- hooks
     def fake_samples(self, batch_size, labels=None, training=True):
-        return self.generator(self.sample_noise(batch_size), progress=self.progress, training=training)
+        return self.generator(self.sample_noise(batch_size), progress=self.progress, level=self._traced_level,
+                              training=training)
 
     def discriminate(self, samples, labels=None, training=True):
-        return self.discriminator(samples, progress=self.progress, training=training)
+        return self.discriminator(samples, progress=self.progress, level=self._traced_level, training=training)
 
     def discriminator_loss(self, real, fake, real_logits, fake_logits):
         alpha = self.replica_random(keras.random.uniform, tf.shape(real)[0], (1, 1, 1))
