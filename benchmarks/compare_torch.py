@@ -1,9 +1,10 @@
 """ganzoo against a PyTorch twin of the same GAN, alternating in one process.
 
-    python benchmarks/compare_torch.py [--entries dcgan wgan_gp] [--rounds 5] [--steps 20] [--json out.json]
+    python benchmarks/compare_torch.py [--entries dcgan wgan_gp cyclegan] [--rounds 5] [--steps 20] [--json out.json]
 
 The twins are dcgan and wgan_gp at their default size (32x32x1, 32 filters,
-batch 64). dcgan's has the same layers (4x4 strided (transposed) convolutions, batch norm, ReLU /
+batch 64), and cyclegan at its (32x32x3, 32 filters, 2 residual blocks, one
+downsampling, 2-layer PatchGANs, batch 16). dcgan's has the same layers (4x4 strided (transposed) convolutions, batch norm, ReLU /
 LeakyReLU(0.2), tanh, a dense logit), the same step (one D update on a real
 and a generated batch, then one G update on fresh noise, non-saturating loss,
 Adam(2e-4, 0.5)), the same batch. ganzoo runs with its stabilisers off
@@ -14,7 +15,12 @@ penalty (a double backward), then one generator update, Adam(1e-4, 0.5,
 as many threads as TensorFlow uses. Rounds alternate (ganzoo, twin, ganzoo,
 ...), so both see the same machine; each round is a window of `--steps`
 steps after a warm-up, and the best and the median are printed with the
-CPU's flags and the float32 matmul rate. (A cyclegan twin is still to come.)
+CPU's flags and the float32 matmul rate. cyclegan's twin has its layers
+(reflection padding, instance norm with a learned scale and offset, ReLU,
+stride-2 and transposed convolutions, tanh; PatchGANs with LeakyReLU(0.2))
+and its step: both generators on the least-squares and cycle losses
+(lambda 10, no identity term), then both discriminators on the real images
+and on fakes through a history pool of 50, Adam(2e-4, 0.5).
 """
 
 import argparse
@@ -123,6 +129,98 @@ class TorchWGANGP(TorchTwin):
         return d_loss.item(), g_loss.item()
 
 
+def resnet_generator(channels=3, filters=32, blocks=2):
+    """ganzoo's cyclegan generator at its digits default (one downsampling)."""
+    def norm_relu(c):
+        return [nn.InstanceNorm2d(c, affine=True), nn.ReLU()]
+
+    class Residual(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.body = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3, bias=False), *norm_relu(c),
+                                      nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3, bias=False),
+                                      nn.InstanceNorm2d(c, affine=True))
+
+        def forward(self, x):
+            return x + self.body(x)
+
+    inside = filters * 2
+    return nn.Sequential(
+        nn.ReflectionPad2d(3), nn.Conv2d(channels, filters, 7, bias=False), *norm_relu(filters),
+        nn.Conv2d(filters, inside, 3, 2, 1, bias=False), *norm_relu(inside),
+        *[Residual(inside) for _ in range(blocks)],
+        nn.ConvTranspose2d(inside, filters, 3, 2, 1, output_padding=1, bias=False), *norm_relu(filters),
+        nn.ReflectionPad2d(3), nn.Conv2d(filters, channels, 7), nn.Tanh(),
+    )
+
+
+def patch_discriminator(channels=3, filters=32):
+    """ganzoo's 2-layer PatchGAN: 4x4 convolutions, stride 2, 2, then 1."""
+    return nn.Sequential(
+        nn.Conv2d(channels, filters, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(filters, filters * 2, 4, 2, 1, bias=False), nn.InstanceNorm2d(filters * 2, affine=True),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(filters * 2, filters * 4, 4, 1, "same", bias=False), nn.InstanceNorm2d(filters * 4, affine=True),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(filters * 4, 1, 4, 1, "same"),
+    )
+
+
+class HistoryPool:
+    """Shrivastava et al.'s pool: fill to 50, then each fake swaps with a stored one with probability 1/2."""
+
+    def __init__(self, size=50):
+        self.size, self.images = size, []
+
+    def __call__(self, batch):
+        out = []
+        for image in batch:
+            if len(self.images) < self.size:
+                self.images.append(image)
+                out.append(image)
+            elif torch.rand(()) < 0.5:
+                slot = int(torch.randint(self.size, ()))
+                out.append(self.images[slot])
+                self.images[slot] = image
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+
+class TorchCycleGAN:
+    batch = 16
+
+    def __init__(self):
+        torch.manual_seed(0)
+        self.g_ab, self.g_ba = resnet_generator(), resnet_generator()
+        self.d_a, self.d_b = patch_discriminator(), patch_discriminator()
+        generators = [*self.g_ab.parameters(), *self.g_ba.parameters()]
+        discriminators = [*self.d_a.parameters(), *self.d_b.parameters()]
+        self.g_opt = torch.optim.Adam(generators, 2e-4, betas=(0.5, 0.999))
+        self.d_opt = torch.optim.Adam(discriminators, 2e-4, betas=(0.5, 0.999))
+        self.pool_a, self.pool_b = HistoryPool(), HistoryPool()
+        self.real_a = torch.rand(self.batch, 3, 32, 32) * 2 - 1
+        self.real_b = torch.rand(self.batch, 3, 32, 32) * 2 - 1
+
+    def step(self):
+        a, b = self.real_a, self.real_b
+        fake_b, fake_a = self.g_ab(a), self.g_ba(b)
+        adversarial = (self.d_b(fake_b) - 1).square().mean() + (self.d_a(fake_a) - 1).square().mean()
+        cycle = (self.g_ba(fake_b) - a).abs().mean() + (self.g_ab(fake_a) - b).abs().mean()
+        TorchTwin.update(self.g_opt, adversarial + 10 * cycle)
+        fake_a, fake_b = self.pool_a(fake_a.detach()), self.pool_b(fake_b.detach())
+        d_loss = 0.5 * ((self.d_a(a) - 1).square().mean() + self.d_a(fake_a).square().mean()) + 0.5 * (
+            (self.d_b(b) - 1).square().mean() + self.d_b(fake_b).square().mean())
+        TorchTwin.update(self.d_opt, d_loss)
+        return d_loss.item()
+
+    def rate(self, steps):
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        return self.batch * steps / (time.perf_counter() - start)
+
+
 def cpu_flags():
     try:
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
@@ -132,7 +230,7 @@ def cpu_flags():
     return " ".join(flag for flag in wanted if f" {flag}" in flags)
 
 
-TWINS = {"dcgan": TorchDCGAN, "wgan_gp": TorchWGANGP}
+TWINS = {"dcgan": TorchDCGAN, "wgan_gp": TorchWGANGP, "cyclegan": TorchCycleGAN}
 
 
 def compare(name, rounds, steps):
@@ -142,9 +240,11 @@ def compare(name, rounds, steps):
     import ganzoo
     from run import StepClock, batch_of
 
-    model = ganzoo.load(name, ema_decay=None, augment=None, jit_compile=False, seed=0)
-    data = tf.data.Dataset.from_tensors(batch_of(model, BATCH)).repeat()
     twin_model = TWINS[name]()
+    batch = getattr(twin_model, "batch", BATCH)
+    stabilisers = {} if name == "cyclegan" else {"ema_decay": None, "augment": None}  # cyclegan has none
+    model = ganzoo.load(name, **stabilisers, jit_compile=False, seed=0)
+    data = tf.data.Dataset.from_tensors(batch_of(model, batch)).repeat()
     for _ in range(2):
         twin_model.step()  # warm-up
     clock = StepClock()
@@ -152,7 +252,7 @@ def compare(name, rounds, steps):
 
     def ganzoo_rate():
         model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[clock])
-        return BATCH * steps / (clock.times[-1] - clock.times[0])  # from the end of the first step
+        return batch * steps / (clock.times[-1] - clock.times[0])  # from the end of the first step
 
     results = {"ganzoo": [], "torch": []}
     for _ in range(rounds):
@@ -180,10 +280,11 @@ def main():
           f"TF {tf.__version__}, torch {torch.__version__}")
     report = {"flags": cpu_flags(), "matmul_gflops": ceiling}
     for name in args.entries:
-        steps = args.steps if name == "dcgan" else max(args.steps // 4, 2)
+        steps = max(args.steps // 4, 2) if name == "wgan_gp" else args.steps
         results = compare(name, args.rounds, steps)
         ratio = max(results["ganzoo"]) / max(results["torch"])
-        print(f"{name} 32x32x1, batch {BATCH}, images/s, {args.rounds} alternating rounds of {steps} steps:")
+        shape, batch = ("32x32x3", 16) if name == "cyclegan" else ("32x32x1", BATCH)
+        print(f"{name} {shape}, batch {batch}, images/s, {args.rounds} alternating rounds of {steps} steps:")
         for who, rates in results.items():
             print(f"  {who:7s} best {max(rates):6.0f}  median {statistics.median(rates):6.0f}  "
                   f"({', '.join(f'{r:.0f}' for r in rates)})")
