@@ -11,6 +11,8 @@
 Rule: discriminator state changes only inside the discriminator step.
 """
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 import keras
@@ -138,8 +140,9 @@ class AdversarialModel(keras.Model):
         """Build the networks of `self.network` and set them as attributes."""
         raise NotImplementedError
 
-    def build_network_pair(self, **extra):
-        """One `(generator, discriminator)` pair of `self.network`, checked to be of the entry's kind."""
+    def build_network_pair(self, data_shape=None, **extra):
+        """One `(generator, discriminator)` pair of `self.network` (for
+        `data_shape`, default the entry's), checked to be of the entry's kind."""
         kind = networks.kind_of(self.network)
         if kind is not None and kind != self.network_kind:  # unknown names: `build` lists the choices
             raise ValueError(
@@ -147,7 +150,8 @@ class AdversarialModel(keras.Model):
                 f"{self.network_kind} network; {self.network!r} is {kind}. "
                 f"Choose from: {', '.join(networks.list_networks(self.network_kind))}."
             )
-        return networks.build(self.network, self.latent_dim, self.data_shape, **extra, **self._network_args)
+        shape = self.data_shape if data_shape is None else data_shape
+        return networks.build(self.network, self.latent_dim, shape, **extra, **self._network_args)
 
     def discriminator_loss(self, real, fake, real_logits, fake_logits):
         """The compiled adversarial loss of a discriminator; add penalties here."""
@@ -338,6 +342,12 @@ class GAN(AdversarialModel):
       (`ganzoo.augment`); with `ada_target`, ADA's adaptive probability.
     - `r1_weight`, `r1_every`: the R1 penalty on real data, lazily every k
       D steps (`ganzoo.losses.r1_penalty`).
+    - `discriminators`: an ensemble of N independently initialised
+      discriminators, each updated on its own loss; G's loss combines
+      theirs (`ensemble`: their mean, or GMAN's softmax-weighted mean,
+      Durugkar et al. 2016, arXiv:1611.01673).
+    - `pack`: PacGAN's packing (Lin et al. 2018, arXiv:1712.04086): D
+      judges m samples of a kind at once, concatenated on the last axis.
 
     Args:
         data_shape: shape of one sample, `(H, W, C)` for images or `(D,)`
@@ -361,6 +371,13 @@ class GAN(AdversarialModel):
         ada_images: images shown over which p may move from 0 to 1.
         r1_weight: gamma of the R1 penalty; 0: none.
         r1_every: apply R1 every this many D steps, weighted by it (lazy).
+        discriminators: how many discriminators judge (1: the usual GAN).
+        ensemble: how G's losses against them combine: "mean", or
+            "softmax" (sum of softmax(lambda * L_i) * L_i, GMAN's soft max).
+        ensemble_lambda: GMAN's lambda (0: the mean; large: the hardest D).
+        pack: PacGAN's m: D sees groups of m real or m fake samples,
+            concatenated on the last axis; each replica's batch must be a
+            multiple of m.
     """
 
     default_network = "mlp"
@@ -368,9 +385,16 @@ class GAN(AdversarialModel):
 
     def __init__(self, data_shape, latent_dim=100, network=None, network_args=None, d_steps=1, seed=None,
                  ema_decay=None, augment=None, augment_probability=1.0, ada_target=None, ada_images=20_000,
-                 r1_weight=0.0, r1_every=1, **kwargs):
+                 r1_weight=0.0, r1_every=1, discriminators=1, ensemble="mean", ensemble_lambda=1.0, pack=1,
+                 **kwargs):
         self.latent_dim = _count("latent_dim", latent_dim, MAX_LATENT)  # read by build_networks
         self.d_steps = _count("d_steps", d_steps, 1000)
+        self.discriminator_count = _count("discriminators", discriminators, 64)  # read by build_networks
+        self.pack = _count("pack", pack, 64)  # read by build_networks
+        if ensemble not in ENSEMBLES:
+            raise ValueError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {ensemble!r}.")
+        self.ensemble = ensemble
+        self.ensemble_lambda = _non_negative("ensemble_lambda", ensemble_lambda)
         self.ema_decay = _fraction("ema_decay", ema_decay or 0.0, upper_open=True)
         self.augment = ",".join(augment_lib.parse_policy(augment)) or None
         self.augment_probability = _fraction("augment_probability", augment_probability)
@@ -405,15 +429,44 @@ class GAN(AdversarialModel):
     # ------------------------------------------------------------- hooks
     def build_networks(self):
         """Build the networks of `self.network` and set them as attributes
-        (`self.generator`, `self.discriminator`)."""
+        (`self.generator`, `self.discriminator`, and with an ensemble
+        `self.extra_discriminators`)."""
         extra = {"num_classes": self.num_classes} if self.conditional else {}
         self.generator, self.discriminator = self.build_network_pair(**extra)
+        if self.pack == 1 and self.discriminator_count == 1:
+            return
+        if self.pack > 1 and self.conditional:
+            raise ValueError("pack groups samples without their labels: it is for unconditional entries.")
+        shape = (*self.data_shape[:-1], self.data_shape[-1] * self.pack)
+        judges = [self.discriminator] if self.pack == 1 else []
+        while len(judges) < self.discriminator_count:
+            judges.append(self.build_network_pair(data_shape=shape, **extra)[1])
+        if self.pack > 1:
+            judges = [Packed(judge, self.pack, name=f"packed_{judge.name}") for judge in judges]
+        self.discriminator, self.extra_discriminators = judges[0], judges[1:]
+
+    @property
+    def discriminators(self):
+        """Every discriminator, the first being `self.discriminator`."""
+        return [self.discriminator, *getattr(self, "extra_discriminators", [])]
+
+    @contextlib.contextmanager
+    def judged_by(self, index):
+        """Within it, `self.discriminator` is discriminator `index`, so every
+        hook (`discriminate`, penalties, clipping) works on that one. Rebound
+        without Keras' attribute tracking, which keeps the original."""
+        original = self.discriminator
+        object.__setattr__(self, "discriminator", self.discriminators[index])
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "discriminator", original)
 
     def generator_variables(self):
         return self.generator.trainable_variables
 
     def discriminator_variables(self):
-        return self.discriminator.trainable_variables
+        return [v for judge in self.discriminators for v in judge.trainable_variables]
 
     def unpack_batch(self, data):
         """`(samples, labels)` from a dataset element: `x`, `(x,)`, `(x, y)`,
@@ -494,7 +547,11 @@ class GAN(AdversarialModel):
 
         def gradients():
             with tf.GradientTape() as tape:
-                scaled = self.replica_scaled(self.real_penalty(real, labels, self.r1_weight * self.r1_every))
+                penalty = 0.0
+                for index in range(self.discriminator_count):  # each D of an ensemble its own
+                    with self.judged_by(index):
+                        penalty += self.real_penalty(real, labels, self.r1_weight * self.r1_every)
+                scaled = self.replica_scaled(penalty)
             found = self._gradients(self.d_optimizer, tape, scaled, variables)
             return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(found, variables)]
 
@@ -513,16 +570,28 @@ class GAN(AdversarialModel):
     def discriminator_step(self, real, labels=None):
         fake = self.fake_samples(tf.shape(real)[0], labels)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminate(self.augmented(real), labels)
-            fake_logits = self.discriminate(self.augmented(fake), labels)
-            loss = self.discriminator_loss(real, fake, real_logits, fake_logits)
-            if self.r1_weight and self.r1_every == 1:
-                loss += self.real_penalty(real, labels)
-            scaled_loss = self.replica_scaled(loss)
-        lazy = self.lazy_penalty_gradients(real, labels) if self.r1_weight and self.r1_every > 1 else None
+            # With an ensemble, each D's own loss: their sum gives every D
+            # the gradient of its loss alone (their variables are disjoint).
+            total, logits = 0.0, []
+            for index in range(self.discriminator_count):
+                with self.judged_by(index):
+                    real_logits = self.discriminate(self.augmented(real), labels)
+                    fake_logits = self.discriminate(self.augmented(fake), labels)
+                    loss = self.discriminator_loss(real, fake, real_logits, fake_logits)
+                    if self.r1_weight and self.r1_every == 1:
+                        loss += self.real_penalty(real, labels)
+                total += loss
+                logits.append((real_logits, fake_logits))
+            scaled_loss = self.replica_scaled(total)
+        lazy = None
+        if self.r1_weight and self.r1_every > 1:
+            lazy = self.lazy_penalty_gradients(real, labels)
         self._apply(self.d_optimizer, tape, scaled_loss, self.discriminator_variables(), lazy)
-        self.after_discriminator_update()
-        return loss, real_logits, fake_logits
+        for index in range(self.discriminator_count):
+            with self.judged_by(index):
+                self.after_discriminator_update()
+        real_logits, fake_logits = logits[0]  # what ADA and the logs read: the first D's
+        return total / self.discriminator_count, real_logits, fake_logits
 
     def generator_step(self, batch_size, labels=None):
         with tf.GradientTape() as tape:
@@ -533,8 +602,11 @@ class GAN(AdversarialModel):
             # state it would update (batch-norm statistics, spectral norm's
             # power iteration) is dropped: D changes only in its own step.
             with keras.StatelessScope():
-                fake_logits = self.discriminate(fake, labels)
-            loss = self.generator_loss(fake_logits)
+                judged = []
+                for index in range(self.discriminator_count):
+                    with self.judged_by(index):
+                        judged.append(self.generator_loss(self.discriminate(fake, labels)))
+            loss = combine_ensemble(judged, self.ensemble, self.ensemble_lambda)
             scaled_loss = self.replica_scaled(loss)
         self._apply(self.g_optimizer, tape, scaled_loss, self.generator_variables())
         return loss
@@ -687,7 +759,48 @@ class GAN(AdversarialModel):
         return {**super().get_config(), "latent_dim": self.latent_dim, "d_steps": self.d_steps,
                 "ema_decay": self.ema_decay or None, "augment": self.augment,
                 "augment_probability": self.augment_probability, "ada_target": self.ada_target,
-                "ada_images": self.ada_images, "r1_weight": self.r1_weight, "r1_every": self.r1_every}
+                "ada_images": self.ada_images, "r1_weight": self.r1_weight, "r1_every": self.r1_every,
+                "discriminators": self.discriminator_count, "ensemble": self.ensemble,
+                "ensemble_lambda": self.ensemble_lambda, "pack": self.pack}
+
+
+ENSEMBLES = ("mean", "softmax")
+
+
+def combine_ensemble(losses, how="mean", lam=1.0):
+    """G's loss against an ensemble from its loss against each D: their
+    mean, or GMAN's soft max, sum_i softmax(lam * L)_i * L_i (Durugkar et
+    al. 2016): lam = 0 is the mean, a large lam the hardest D's loss."""
+    if len(losses) == 1:
+        return losses[0]
+    stacked = ops.stack([ops.cast(l, "float32") for l in losses])
+    if how == "mean":
+        return ops.mean(stacked)
+    return ops.sum(ops.softmax(lam * stacked) * stacked)
+
+
+class Packed(keras.Model):
+    """A discriminator that judges `m` samples at once (PacGAN): a batch
+    [B, ..., C] becomes [B / m, ..., m * C], sample j of a group in
+    channels j*C .. (j+1)*C - 1; one logit per group."""
+
+    def __init__(self, judge, m, **kwargs):
+        super().__init__(**kwargs)
+        self.judge, self.m = judge, int(m)
+        self.built = judge.built  # nothing of its own to build; else fit would build the GAN on data
+
+    def call(self, samples, **kwargs):
+        return self.judge(pack_samples(samples, self.m), **kwargs)
+
+
+def pack_samples(samples, m):
+    """[B, ..., C] -> [B / m, ..., m * C], consecutive samples grouped."""
+    shape = samples.shape
+    batch = tf.shape(samples)[0]
+    tf.debugging.assert_equal(batch % m, 0, message=f"pack={m}: each replica's batch must be a multiple of {m}")
+    grouped = ops.reshape(samples, (-1, m, *shape[1:]))
+    moved = ops.moveaxis(grouped, 1, -2)  # [B / m, ..., m, C]
+    return ops.reshape(moved, (-1, *shape[1:-1], m * shape[-1]))
 
 
 def _all_layers(layer):
