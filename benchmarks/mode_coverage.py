@@ -32,7 +32,15 @@ PUBLISHED = {
     ("ring", "GAN"): (1.0, 99.3), ("ring", "WGAN-GP"): (6.8, 59.6), ("ring", "GDPP"): (8.0, 71.7),
 }
 MLP = {"network": "mlp", "data_shape": (2,), "latent_dim": 2, "network_args": {"hidden_units": [256, 256, 256]}}
-RECIPES = {"vanilla": {}, "wgan": {}, "wgan_gp": {"gp_weight": 0.1, "learning_rate": 1e-3, "decay": True}}
+RECIPES = {
+    "vanilla": {}, "wgan": {}, "wgan_gp": {"gp_weight": 0.1, "learning_rate": 1e-3, "decay": True},
+    # Against mode collapse (issue 23): vanilla with PacGAN's packing (its grid
+    # runs use pac2-pac4), an ensemble of three discriminators with GMAN's soft
+    # max (lambda 1), and both.
+    "vanilla+pack4": {"entry": "vanilla", "pack": 4},
+    "vanilla+ensemble3": {"entry": "vanilla", "discriminators": 3, "ensemble": "softmax"},
+    "vanilla+pack4+ensemble3": {"entry": "vanilla", "pack": 4, "discriminators": 3, "ensemble": "softmax"},
+}
 STEPS = 6000  # generator steps
 BATCH = 256
 
@@ -47,7 +55,7 @@ def run(name, mixture, seed, steps):
     keras.utils.set_random_seed(seed)
     recipe = dict(RECIPES[name])
     learning_rate, decay = recipe.pop("learning_rate", None), recipe.pop("decay", False)
-    model = ganzoo.load(name, **MLP, **recipe, seed=seed, jit_compile=False)
+    model = ganzoo.load(recipe.pop("entry", name), **MLP, **recipe, seed=seed, jit_compile=False)
     if decay:
         model.compile(
             g_optimizer=linear_decay(model.g_optimizer, learning_rate, steps),
@@ -65,7 +73,7 @@ def run(name, mixture, seed, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["vanilla", "wgan", "wgan_gp"])
+    parser.add_argument("--models", nargs="+", default=["vanilla", "wgan", "wgan_gp"], choices=list(RECIPES))
     parser.add_argument("--mixtures", nargs="+", default=["ring", "grid"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, help=f"generator steps (default {STEPS})")
