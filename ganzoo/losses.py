@@ -70,7 +70,7 @@ def wasserstein_generator_loss(fake_logits):
     return -_mean(fake_logits)
 
 
-def gradient_penalty(critic, real, fake, alpha, weight=10.0, norm_scale=1.0):
+def gradient_penalty(critic, real, fake, alpha, weight=10.0, norm_scale=1.0, group=1):
     """weight * E[(||grad D(x_hat)||_2 * norm_scale - 1)^2] at x_hat = fake + alpha (real - fake).
 
     Gulrajani et al. 2017 (WGAN-GP), eq. 3, with `alpha` uniform in [0, 1] of
@@ -79,20 +79,31 @@ def gradient_penalty(critic, real, fake, alpha, weight=10.0, norm_scale=1.0):
     `norm_scale` f measures the norm on images upsampled f times by pixel
     repetition as on the small images themselves (the gradient on the large
     one is the small one's spread over f^2 pixels, so its norm is 1/f).
+    `group` m: a packed critic (PacGAN) judges m consecutive samples as one
+    input, so each group shares one alpha (its first sample's) and one norm.
     """
     import tensorflow as tf
 
+    if group > 1:
+        alpha = ops.repeat(alpha[::group], group, axis=0)
     x_hat = fake + alpha * (real - fake)
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
         scores = critic(x_hat, training=True)
-    gradients = tape.gradient(scores, x_hat)
-    axes = list(range(1, len(gradients.shape)))
-    norms = ops.sqrt(ops.sum(ops.square(ops.cast(gradients, "float32")), axis=axes) + 1e-12)
+    gradients = ops.reshape(ops.cast(tape.gradient(scores, x_hat), "float32"), (-1, group * _size(x_hat)))
+    norms = ops.sqrt(ops.sum(ops.square(gradients), axis=1) + 1e-12)
     return weight * _mean(ops.square(norms * norm_scale - 1.0))
 
 
-def r1_penalty(critic, real, weight=10.0):
+def _size(samples):
+    """Values per sample: the product of the non-batch dimensions."""
+    size = 1
+    for dim in samples.shape[1:]:
+        size *= int(dim)
+    return size
+
+
+def r1_penalty(critic, real, weight=10.0, group=1):
     """weight / 2 * E[||grad_x D(x)||_2^2] on real samples `x`.
 
     Mescheder, Geiger & Nowozin 2018, "Which Training Methods for GANs do
@@ -100,17 +111,18 @@ def r1_penalty(critic, real, weight=10.0):
     on the data alone makes simultaneous gradient descent converge locally.
     `weight` is their gamma. For lazy regularisation (Karras et al. 2020,
     StyleGAN2, section 3.1) call it every k-th step with weight k * gamma.
+    `group` m: a packed critic's input is m samples, so the norm is taken
+    over each group (the mean over groups, not over samples).
     """
     import tensorflow as tf
 
     real = tf.convert_to_tensor(real)
     with tf.GradientTape() as tape:
         tape.watch(real)
-        # The sum's gradient is each sample's own: D scores samples independently.
+        # The sum's gradient is each input's own: D scores its inputs independently.
         scores = ops.sum(ops.cast(critic(real, training=True), "float32"))
-    gradients = ops.cast(tape.gradient(scores, real), "float32")
-    axes = list(range(1, len(gradients.shape)))
-    return 0.5 * weight * _mean(ops.sum(ops.square(gradients), axis=axes))
+    gradients = ops.reshape(ops.cast(tape.gradient(scores, real), "float32"), (-1, group * _size(real)))
+    return 0.5 * weight * _mean(ops.sum(ops.square(gradients), axis=1))
 
 
 def cycle_consistency_loss(real, reconstructed):

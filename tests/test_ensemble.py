@@ -32,16 +32,16 @@ def test_each_discriminator_of_an_ensemble_learns_as_it_would_alone():
     plain = dict(augment=None, ema_decay=None)  # augmentation would draw other noise for the second D
     ensemble = tiny_model("dcgan", discriminators=2, **plain)
     alone = tiny_model("dcgan", **plain)
+    first, second = ensemble.discriminators
     alone.generator.set_weights(ensemble.generator.get_weights())
-    alone.discriminator.set_weights(ensemble.extra_discriminators[0].get_weights())
-    before = [w.numpy().copy() for w in ensemble.discriminator.weights]
+    alone.discriminator.set_weights(second.get_weights())
+    before = [w.numpy().copy() for w in first.weights]
     ensemble.discriminator_step(tf.constant(real))
     alone.discriminator_step(tf.constant(real))
-    for mine, theirs in zip(ensemble.extra_discriminators[0].weights, alone.discriminator.weights):
+    for mine, theirs in zip(second.weights, alone.discriminator.weights):
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
-    assert not all(np.array_equal(b, w.numpy()) for b, w in zip(before, ensemble.discriminator.weights))
-    assert not np.allclose(ensemble.discriminator.trainable_weights[0].numpy(),
-                           ensemble.extra_discriminators[0].trainable_weights[0].numpy())  # initialised apart
+    assert not all(np.array_equal(b, w.numpy()) for b, w in zip(before, first.weights))
+    assert not np.allclose(first.trainable_weights[0].numpy(), second.trainable_weights[0].numpy())  # apart
 
 
 @pytest.mark.parametrize("settings", [dict(discriminators=3), dict(discriminators=2, ensemble="softmax", pack=2),
@@ -72,6 +72,7 @@ def test_a_packed_discriminator_sees_m_samples_and_gives_one_logit_per_group():
     model = tiny_model("vanilla", pack=2)
     assert model.discriminator.judge.input_shape[-1] == 2 * model.data_shape[-1]
     assert model.discriminate(tf.zeros((8, *model.data_shape))).shape == (4, 1)
+    assert len(tiny_model("vanilla", pack=2, discriminators=2).discriminators) == 2
     with pytest.raises(ValueError, match="unconditional"):
         tiny_model("cgan", pack=2)
 
@@ -112,3 +113,31 @@ def test_save_and_resume_keep_the_ensemble(tmp_path):
     loaded.fit(data, epochs=1, verbose=0)
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_every_critic_of_a_wgan_ensemble_is_clipped():
+    model = tiny_model("wgan", discriminators=2)
+    assert all(v.constraint is not None for judge in model.discriminators for v in judge.trainable_variables)
+
+
+def test_packing_leaves_no_unpacked_discriminator_behind():
+    model = tiny_model("vanilla", pack=2)
+    assert [type(layer).__name__ for layer in model.layers] == ["Functional", "Packed"]  # G and the packed D
+    assert model.discriminator.judge.input_shape[-1] == 2 * model.data_shape[-1]
+
+
+def test_packed_penalties_take_one_norm_and_one_alpha_per_group():
+    """R1 and the gradient penalty of a packed critic are those of the packed input."""
+    from ganzoo import losses
+
+    weights = tf.constant([[1.0], [2.0], [3.0], [4.0]])  # a linear critic on packed 2 x 2-d inputs
+
+    def critic(x, training=True):
+        return pack_samples(x, 2) @ weights
+
+    real = tf.random.normal((6, 2))
+    # the gradient of every group is w: R1 = gamma / 2 * ||w||^2 = 0.5 * 30
+    assert float(losses.r1_penalty(critic, real, weight=1.0, group=2)) == pytest.approx(15.0)
+    alpha = tf.constant([[0.1], [0.9], [0.3], [0.7], [0.5], [0.2]])
+    penalty = losses.gradient_penalty(critic, real, tf.zeros_like(real), alpha, weight=1.0, group=2)
+    assert float(penalty) == pytest.approx((math.sqrt(30.0) - 1) ** 2, rel=1e-5)

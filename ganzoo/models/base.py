@@ -12,6 +12,7 @@ Rule: discriminator state changes only inside the discriminator step.
 """
 
 import contextlib
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -429,44 +430,48 @@ class GAN(AdversarialModel):
     # ------------------------------------------------------------- hooks
     def build_networks(self):
         """Build the networks of `self.network` and set them as attributes
-        (`self.generator`, `self.discriminator`, and with an ensemble
-        `self.extra_discriminators`)."""
+        (`self.generator`, `self.discriminator`). With an ensemble or
+        packing, `self.discriminator` is a `Judges` switch over them."""
         extra = {"num_classes": self.num_classes} if self.conditional else {}
-        self.generator, self.discriminator = self.build_network_pair(**extra)
+        self.generator, plain = self.build_network_pair(**extra)
         if self.pack == 1 and self.discriminator_count == 1:
+            self.discriminator = plain
             return
         if self.pack > 1 and self.conditional:
             raise ValueError("pack groups samples without their labels: it is for unconditional entries.")
         shape = (*self.data_shape[:-1], self.data_shape[-1] * self.pack)
-        judges = [self.discriminator] if self.pack == 1 else []
-        while len(judges) < self.discriminator_count:
-            judges.append(self.build_network_pair(data_shape=shape, **extra)[1])
+        members = [plain] if self.pack == 1 else []
+        while len(members) < self.discriminator_count:
+            members.append(self.build_network_pair(data_shape=shape, **extra)[1])
         if self.pack > 1:
-            judges = [Packed(judge, self.pack, name=f"packed_{judge.name}") for judge in judges]
-        self.discriminator, self.extra_discriminators = judges[0], judges[1:]
+            members = [Packed(member, self.pack, name=f"packed_{member.name}") for member in members]
+        self.discriminator = members[0] if len(members) == 1 else Judges(members, name="discriminators")
 
     @property
     def discriminators(self):
-        """Every discriminator, the first being `self.discriminator`."""
-        return [self.discriminator, *getattr(self, "extra_discriminators", [])]
+        """Every discriminator (each packed, with `pack`)."""
+        return list(self.discriminator.members) if isinstance(self.discriminator, Judges) else [self.discriminator]
 
     @contextlib.contextmanager
     def judged_by(self, index):
-        """Within it, `self.discriminator` is discriminator `index`, so every
-        hook (`discriminate`, penalties, clipping) works on that one. Rebound
-        without Keras' attribute tracking, which keeps the original."""
-        original = self.discriminator
-        object.__setattr__(self, "discriminator", self.discriminators[index])
+        """Within it, calls of `self.discriminator` go to discriminator
+        `index`, so every hook (`discriminate`, penalties) works on that one.
+        Per thread: MirroredStrategy traces each replica in its own thread."""
+        if not isinstance(self.discriminator, Judges):
+            yield
+            return
+        previous = self.discriminator.active
+        self.discriminator.active = index
         try:
             yield
         finally:
-            object.__setattr__(self, "discriminator", original)
+            self.discriminator.active = previous
 
     def generator_variables(self):
         return self.generator.trainable_variables
 
     def discriminator_variables(self):
-        return [v for judge in self.discriminators for v in judge.trainable_variables]
+        return self.discriminator.trainable_variables
 
     def unpack_batch(self, data):
         """`(samples, labels)` from a dataset element: `x`, `(x,)`, `(x, y)`,
@@ -530,7 +535,8 @@ class GAN(AdversarialModel):
             with keras.StatelessScope():
                 return self.discriminate(x, labels, training=training)
 
-        return losses_lib.r1_penalty(critic, real, weight=self.r1_weight if weight is None else weight)
+        return losses_lib.r1_penalty(critic, real, weight=self.r1_weight if weight is None else weight,
+                                     group=self.pack)
 
     def lazy_penalty_gradients(self, real, labels=None):
         """Gradients of k * R1 for D's variables on every k-th D step, zeros
@@ -587,9 +593,7 @@ class GAN(AdversarialModel):
         if self.r1_weight and self.r1_every > 1:
             lazy = self.lazy_penalty_gradients(real, labels)
         self._apply(self.d_optimizer, tape, scaled_loss, self.discriminator_variables(), lazy)
-        for index in range(self.discriminator_count):
-            with self.judged_by(index):
-                self.after_discriminator_update()
+        self.after_discriminator_update()
         real_logits, fake_logits = logits[0]  # what ADA and the logs read: the first D's
         return total / self.discriminator_count, real_logits, fake_logits
 
@@ -777,6 +781,29 @@ def combine_ensemble(losses, how="mean", lam=1.0):
     if how == "mean":
         return ops.mean(stacked)
     return ops.sum(ops.softmax(lam * stacked) * stacked)
+
+
+class Judges(keras.Model):
+    """Several discriminators behind one name: a call goes to the member
+    `active` names, which is per thread (replicas trace in parallel
+    threads); `trainable_variables` are all of theirs."""
+
+    def __init__(self, members, **kwargs):
+        super().__init__(**kwargs)
+        self.members = list(members)
+        self._local = threading.local()
+        self.built = all(member.built for member in self.members)
+
+    @property
+    def active(self):
+        return getattr(self._local, "index", 0)
+
+    @active.setter
+    def active(self, index):
+        self._local.index = index
+
+    def call(self, samples, **kwargs):
+        return self.members[self.active](samples, **kwargs)
 
 
 class Packed(keras.Model):

@@ -257,6 +257,10 @@ class ProgressiveGAN(GAN):
         schedule's clock, so no step holds the level switch."""
         if self.train_function is not None and not force:
             return self.train_function
+        if self.steps_per_execution > 1:
+            # One call runs several steps, and a level change may fall
+            # inside it: only the switch step is right for every one.
+            return super().make_train_function(force=True)
         steps = {}
 
         def train_function(data):
@@ -321,7 +325,7 @@ class ProgressiveGAN(GAN):
         upsampling = 2.0 ** (self.levels - ops.ceil(self.progress))
         penalty = losses.gradient_penalty(
             lambda x, training: self.discriminate(x, training=training), real, fake, alpha,
-            weight=self.gp_weight, norm_scale=upsampling,
+            weight=self.gp_weight, norm_scale=upsampling, group=self.pack,
         )
         drift = self.drift_weight * ops.mean(ops.square(real_logits))
         return super().discriminator_loss(real, fake, real_logits, fake_logits) + penalty + drift

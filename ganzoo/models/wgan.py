@@ -89,7 +89,8 @@ class WGANGP(GAN):
 
     def discriminator_loss(self, real, fake, real_logits, fake_logits):
         alpha = self.replica_random(keras.random.uniform, tf.shape(real)[0], (1,) * (len(real.shape) - 1))
-        penalty = losses.gradient_penalty(self.discriminator, real, fake, alpha, weight=self.gp_weight)
+        penalty = losses.gradient_penalty(self.discriminator, real, fake, alpha, weight=self.gp_weight,
+                                          group=self.pack)
         return super().discriminator_loss(real, fake, real_logits, fake_logits) + penalty
 
     def get_config(self):
