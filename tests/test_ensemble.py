@@ -11,7 +11,7 @@ import ganzoo
 from ganzoo.models.base import combine_ensemble, pack_samples
 
 from conftest import batch_for, tiny_model
-from test_distribute import mirrored
+from test_stabilizers import assert_same_update_on_two_replicas
 
 
 def test_the_ensembles_generator_loss_against_hand_computed_values():
@@ -86,16 +86,7 @@ def test_load_with_an_ensemble_and_packing_just_works():
 
 @pytest.mark.parametrize("settings", [dict(discriminators=2, ensemble="softmax"), dict(pack=2)])
 def test_one_and_two_replicas_make_the_same_update(settings):
-    settings = dict(settings, g_optimizer="sgd", d_optimizer="sgd")
-    single = tiny_model("vanilla", **settings)
-    with mirrored().scope():
-        double = tiny_model("vanilla", **settings)
-    double.set_weights(single.get_weights())
-    data = tf.data.Dataset.from_tensor_slices(batch_for(single, 32)).batch(16)
-    for model in (single, double):
-        model.fit(data, epochs=1, verbose=0)
-    for a, b in zip(single.weights, double.weights):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.path)
+    assert_same_update_on_two_replicas("vanilla", settings)
 
 
 def test_save_and_resume_keep_the_ensemble(tmp_path):

@@ -154,10 +154,16 @@ SPECTRAL = {"network_args": {"discriminator_norm": "spectral"}}
 def test_one_and_two_replicas_keep_every_variable_equal(settings):
     """Two SGD steps on 1 and on 2 replicas: every weight the same after,
     the average, the power-iteration vectors, p and the noise state included."""
+    assert_same_update_on_two_replicas("dcgan", settings)
+
+
+def assert_same_update_on_two_replicas(name, settings):
+    """Two SGD steps of `name` with `settings` on 1 and on 2 replicas leave
+    every variable (and the noise state) the same."""
     settings = dict(settings, g_optimizer="sgd", d_optimizer="sgd")
-    single = tiny_model("dcgan", **settings)
+    single = tiny_model(name, **settings)
     with mirrored().scope():
-        double = tiny_model("dcgan", **settings)
+        double = tiny_model(name, **settings)
     double.set_weights(single.get_weights())
     data = tf.data.Dataset.from_tensor_slices(batch_for(single, 32)).batch(16)
     for model in (single, double):
