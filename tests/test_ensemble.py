@@ -82,6 +82,8 @@ def test_load_with_an_ensemble_and_packing_just_works():
     assert len(model.discriminators) == 3 and model.pack == 2
     with pytest.raises(ValueError, match="ensemble must be one of mean, softmax"):
         ganzoo.load("vanilla", discriminators=2, ensemble="max")
+    with pytest.raises(ValueError, match="arbitrary offset"):
+        tiny_model("wgan_gp", discriminators=2, ensemble="softmax")
 
 
 @pytest.mark.parametrize("settings", [dict(discriminators=2, ensemble="softmax"), dict(pack=2)])
@@ -90,7 +92,7 @@ def test_one_and_two_replicas_make_the_same_update(settings):
 
 
 def test_save_and_resume_keep_the_ensemble(tmp_path):
-    model = tiny_model("wgan_gp", discriminators=2, pack=2)
+    model = tiny_model("wgan_gp", discriminators=2, pack=2)  # mean: softmax is refused with this loss
     data = tf.data.Dataset.from_tensor_slices(batch_for(model, 16)).batch(8)
     model.fit(data, epochs=1, verbose=0)
     model.save(tmp_path / "m.keras")

@@ -631,6 +631,11 @@ class GAN(AdversarialModel):
 
     def compile(self, g_optimizer="adam", d_optimizer="adam", loss="non_saturating", **kwargs):
         super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, **kwargs)
+        if self.discriminator_count > 1 and self.ensemble == "softmax" and self.gan_loss in ("wasserstein", "hinge"):
+            raise ValueError(
+                f"ensemble='softmax' weights each critic by G's loss against it, which under the {self.gan_loss} "
+                "loss has an arbitrary offset per critic. Use ensemble='mean' with this loss."
+            )
         if self.ada_target is not None and self.gan_loss == "wasserstein":
             raise ValueError(
                 "ada_target steers p by E[sign(D(real))], which means nothing for a Wasserstein critic, "
