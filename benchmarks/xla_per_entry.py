@@ -23,7 +23,7 @@ def images_per_second(name, xla, steps):
         model = load_for_benchmark(name, SIZES[name][0], jit_compile=xla)
         data = tf.data.Dataset.from_tensors(batch_of(model, batch_size)).repeat()
         model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up
-    except Exception as error:  # an op without an XLA kernel, or an entry that refuses XLA (pggan)
+    except Exception as error:  # an op without an XLA kernel, or an entry that refuses XLA
         return None, f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
     return fit_rate(model, data, batch_size, steps), None
 
