@@ -88,7 +88,7 @@ def test_load_with_an_ensemble_and_packing_just_works():
 
 @pytest.mark.parametrize("settings", [dict(discriminators=2, ensemble="softmax"), dict(pack=2)])
 def test_one_and_two_replicas_make_the_same_update(settings):
-    assert_same_update_on_two_replicas("vanilla", settings)
+    assert_same_update_on_two_replicas("vanilla", settings, atol=2e-6)  # float32 sums in another order
 
 
 def test_save_and_resume_keep_the_ensemble(tmp_path):

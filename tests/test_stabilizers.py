@@ -157,9 +157,9 @@ def test_one_and_two_replicas_keep_every_variable_equal(settings):
     assert_same_update_on_two_replicas("dcgan", settings)
 
 
-def assert_same_update_on_two_replicas(name, settings):
+def assert_same_update_on_two_replicas(name, settings, atol=1e-6):
     """Two SGD steps of `name` with `settings` on 1 and on 2 replicas leave
-    every variable (and the noise state) the same."""
+    every variable (and the noise state) the same, up to float32 sums."""
     settings = dict(settings, g_optimizer="sgd", d_optimizer="sgd")
     single = tiny_model(name, **settings)
     with mirrored().scope():
@@ -170,7 +170,7 @@ def assert_same_update_on_two_replicas(name, settings):
         model.fit(data, epochs=1, verbose=0)
     assert int(single.g_optimizer.iterations) == 2
     for a, b in zip(single.weights, double.weights):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.path)
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=atol, err_msg=a.path)
     np.testing.assert_array_equal(single.seed_generator.state.numpy(), double.seed_generator.state.numpy())
 
 

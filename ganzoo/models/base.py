@@ -442,7 +442,10 @@ class GAN(AdversarialModel):
         shape = (*self.data_shape[:-1], self.data_shape[-1] * self.pack)
         members = [plain] if self.pack == 1 else []
         while len(members) < self.discriminator_count:
-            members.append(self.build_network_pair(data_shape=shape, **extra)[1])
+            member = self.build_network_pair(data_shape=shape, **extra)[1]
+            if members:
+                _initialise_anew(member, [self.seed or 0, len(members)])
+            members.append(member)
         if self.pack > 1:
             members = [Packed(member, self.pack, name=f"packed_{member.name}") for member in members]
         self.discriminator = members[0] if len(members) == 1 else Judges(members, name="discriminators")
@@ -779,13 +782,24 @@ ENSEMBLES = ("mean", "softmax")
 def combine_ensemble(losses, how="mean", lam=1.0):
     """G's loss against an ensemble from its loss against each D: their
     mean, or GMAN's soft max, sum_i softmax(lam * L)_i * L_i (Durugkar et
-    al. 2016): lam = 0 is the mean, a large lam the hardest D's loss."""
+    al. 2016): lam = 0 is the mean, a large lam the hardest D's loss.
+
+    The soft max's weights come from the losses over the global batch (a
+    mean over replicas) and are held constant in the gradient, so that one
+    and N replicas make the same update: weights from each replica's own
+    half batch would differ from the global batch's.
+    """
     if len(losses) == 1:
         return losses[0]
     stacked = ops.stack([ops.cast(l, "float32") for l in losses])
     if how == "mean":
         return ops.mean(stacked)
-    return ops.sum(ops.softmax(lam * stacked) * stacked)
+    overall = stacked
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        overall = context.all_reduce("mean", stacked)
+    weights = ops.stop_gradient(ops.softmax(lam * overall))
+    return ops.sum(weights * stacked)
 
 
 class Judges(keras.Model):
@@ -833,6 +847,24 @@ def pack_samples(samples, m):
     grouped = ops.reshape(samples, (-1, m, *shape[1:]))
     moved = ops.moveaxis(grouped, 1, -2)  # [B / m, ..., m, C]
     return ops.reshape(moved, (-1, *shape[1:-1], m * shape[-1]))
+
+
+def _initialise_anew(network, seed):
+    """Draw `network`'s kernels again from their initializers with new seeds:
+    a network built twice from one shared initializer instance (the
+    entries' `_INIT`) gets the same values both times, and an ensemble
+    needs independently initialised members."""
+    rng = np.random.default_rng(seed)
+    for layer in _all_layers(network):
+        for name in ("kernel", "embeddings", "depthwise_kernel", "pointwise_kernel"):
+            variable, initializer = getattr(layer, name, None), getattr(layer, f"{name}_initializer", None)
+            if variable is None or initializer is None or not hasattr(initializer, "get_config"):
+                continue
+            config = initializer.get_config()
+            if "seed" not in config:  # a constant initializer: nothing random to redraw
+                continue
+            fresh = type(initializer).from_config({**config, "seed": int(rng.integers(2**31))})
+            variable.assign(fresh(variable.shape, variable.dtype))
 
 
 def _all_layers(layer):
