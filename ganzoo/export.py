@@ -120,7 +120,9 @@ def versions(model_dir):
     folder = Path(model_dir)
     if not folder.is_dir():
         return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "saved_model.pb").exists())
+    # ASCII digits only: "²".isdigit() is True, and int("²") fails.
+    return sorted(int(p.name) for p in folder.iterdir()
+                  if p.name.isascii() and p.name.isdigit() and (p / "saved_model.pb").is_file())
 
 
 def next_version_path(base, name):

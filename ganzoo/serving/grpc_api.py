@@ -121,11 +121,12 @@ class _PredictionService:
         spec = request.model_spec
         servable = self.repository.servable(spec.name, _version(spec, self.repository))
         signature = servable.signature(spec.signature_name)
-        wanted = list(request.output_filter) or servable.output_names(signature)
-        unknown = [name for name in wanted if name not in servable.output_names(signature)]
+        names = servable.output_names(signature)
+        wanted = list(request.output_filter) or names
+        unknown = [name for name in wanted if name not in names]
         if unknown:  # refused before the model runs
             raise invalid(f"output tensor alias not found in signature: {unknown[0][:100]} Outputs expected to be "
-                          f"in the set {{{','.join(servable.output_names(signature))}}}.")
+                          f"in the set {{{','.join(names)}}}.")
         arrays = {name: _decode(name, proto, signature.inputs.get(name), servable.max_batch)
                   for name, proto in request.inputs.items()}
         outputs = servable.run(signature, servable.check(signature, arrays))

@@ -12,9 +12,10 @@ others. Names in a URL are looked up in that table, never joined into a path.
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ganzoo.export import versions as saved_versions
 from ganzoo.serving.errors import ServingError, first_line, invalid, not_found, public_message
 from ganzoo.serving.servable import Servable
 
@@ -92,6 +93,9 @@ class ModelRepository:
         self.labels = {name: dict(table) for name, table in (labels or {}).items()}  # name -> {label: version}
         self._states = {}  # name -> {version: VersionState}; written by the loader thread only
         self._serving = {}  # name -> {version: Servable}; replaced whole, read without a lock
+        # What status reports: copies taken with `_serving`, so that a status
+        # never shows a version the table does not serve yet, or a torn state.
+        self._published_states = {}
         self._retired = []  # (close after, Servable): unloaded, but requests may still hold them
         self._stop = threading.Event()
         self._thread = None
@@ -136,7 +140,7 @@ class ModelRepository:
 
     def status(self, name, version=None):
         """TF Serving's GetModelStatus: every tracked version, newest first."""
-        states = self._states.get(name) if isinstance(name, str) else None
+        states = self._published_states.get(name) if isinstance(name, str) else None
         if not states:
             raise not_found(f"Could not find any versions of model {str(name)[:100]}")
         chosen = dict(states)
@@ -182,12 +186,11 @@ class ModelRepository:
             try:
                 if not (_MODEL_NAME.fullmatch(folder.name) and folder.is_dir()):
                     continue
-                versions = [int(p.name) for p in folder.iterdir()
-                            if _VERSION.fullmatch(p.name) and (p / "saved_model.pb").is_file()]
+                versions = [v for v in saved_versions(folder) if v < 10**18]  # int64, as TF Serving's
             except OSError:  # an unreadable folder is skipped; the others still update
                 continue
             if versions:
-                models[folder.name] = sorted(versions)
+                models[folder.name] = versions
         return models
 
     def poll(self):
@@ -252,6 +255,8 @@ class ModelRepository:
     def _publish(self):
         self._serving = {name: {n: s.servable for n, s in states.items() if s.state == "AVAILABLE"}
                          for name, states in self._states.items() if states}
+        self._published_states = {name: {n: replace(s) for n, s in states.items()}
+                                   for name, states in self._states.items() if states}
         now = time.monotonic()
         for _, servable in [r for r in self._retired if r[0] <= now]:
             servable.close()
