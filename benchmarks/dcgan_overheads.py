@@ -11,9 +11,7 @@ augmentation and the average show up as time without work.
 
 import sys
 
-import keras
-
-from run import batch_of, load_for_benchmark, matmul_gflops, train_step_flops, training_rate
+from run import bench_training, matmul_gflops
 
 VARIANTS = {
     "default": {},
@@ -30,13 +28,9 @@ def main(names):
     ceiling = matmul_gflops()
     print(f"float32 matmul (4096^2, TF): {ceiling:.0f} GFLOP/s")
     for name in names:
-        model = load_for_benchmark("dcgan", (32, 32, 1), **VARIANTS[name])
-        batch = batch_of(model, 64)
-        flops = train_step_flops(model, batch) / 64
-        rate = training_rate(model, batch, 64)
-        print(f"{name:12s} {rate:8.1f} images/s {flops / 1e9:.4f} GFLOP/image "
-              f"{rate * flops / 1e9 / ceiling:6.1%} of matmul", flush=True)
-        keras.backend.clear_session()
+        row = bench_training("dcgan", (32, 32, 1), ceiling, **VARIANTS[name])
+        print(f"{name:12s} {row['images_per_s']:8.1f} images/s {row['gflop_per_image']:.4f} GFLOP/image "
+              f"{row['fraction']:6.1%} of matmul", flush=True)
 
 
 if __name__ == "__main__":

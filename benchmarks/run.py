@@ -182,9 +182,10 @@ def load_for_benchmark(name, data_shape, **options):
     return model
 
 
-def bench_training(name, data_shape, ceiling):
+def bench_training(name, data_shape, ceiling, **options):
+    """One row of the training table; `options` override the entry's model arguments."""
     batch_size = ganzoo.registry.model_config(name).get("train", {}).get("batch_size", 64)
-    model = load_for_benchmark(name, data_shape)
+    model = load_for_benchmark(name, data_shape, **options)
     batch = batch_of(model, batch_size)
     flops = train_step_flops(model, batch) / batch_size
     rate = training_rate(model, batch, batch_size)
