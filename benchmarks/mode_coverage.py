@@ -41,6 +41,18 @@ RECIPES = {
     "vanilla+ensemble3": {"entry": "vanilla", "discriminators": 3, "ensemble": "softmax"},
     "vanilla+pack4+ensemble3": {"entry": "vanilla", "pack": 4, "discriminators": 3, "ensemble": "softmax"},
 }
+# The same options on vanilla trained with Adam(1e-3, 0.5) decaying linearly
+# to 0 (the schedule that lifted WGAN-GP): +decay alone, then one option each.
+DECAY = {"entry": "vanilla", "learning_rate": 1e-3, "decay": True}
+RECIPES.update({
+    "vanilla+decay": DECAY,
+    "vanilla+decay+ensemble3": {**DECAY, "discriminators": 3, "ensemble": "softmax"},
+    "vanilla+decay+pack2": {**DECAY, "pack": 2},
+    "vanilla+decay+pack4": {**DECAY, "pack": 4},
+    "vanilla+decay+snapshots": {**DECAY, "snapshots": 5, "snapshot_every": 300},
+    "vanilla+decay+pool": {**DECAY, "pool_size": 2560},
+    "vanilla+decay+reliable": {**DECAY, "d_until_accuracy": 0.8, "d_steps": 3},
+})
 STEPS = 6000  # generator steps
 BATCH = 256
 
@@ -63,7 +75,10 @@ def run(name, mixture, seed, steps):
             loss=model.gan_loss, jit_compile=False,
         )
     epochs = steps // 100
-    data = ganzoo.data.load(mixture, batch_size=BATCH, seed=seed, num_examples=100 * BATCH)
+    # The reliable-D rule splits each batch into d_steps real batches: give
+    # it d_steps times as many rows, so every D update sees BATCH of them.
+    batch = BATCH * (model.d_steps if model.d_until_accuracy is not None else 1)
+    data = ganzoo.data.load(mixture, batch_size=batch, seed=seed, num_examples=100 * batch)
     started = time.perf_counter()
     model.fit(data, epochs=epochs, verbose=0)
     seconds = time.perf_counter() - started

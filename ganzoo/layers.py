@@ -94,14 +94,20 @@ def instance_normalization(**kwargs):
 
 @keras.saving.register_keras_serializable(package="ganzoo")
 class ImageHistoryPool(keras.layers.Layer):
-    """The image buffer of Shrivastava et al. 2017, as CycleGAN uses it: the
-    discriminator sees a mix of new fakes and fakes from earlier steps.
+    """The history buffer of Shrivastava et al. 2017, as CycleGAN uses it:
+    the discriminator sees a mix of new fakes and fakes from earlier steps.
+    Any sample shape (images or vectors).
 
-    Until `capacity` images are stored, each new image is stored and passed
-    through. Afterwards each new image, with probability 1/2, is swapped
+    Until `capacity` samples are stored, each new one is stored and passed
+    through. Afterwards each new sample, with probability 1/2, is swapped
     with a random stored one (the stored one is returned, the new one kept);
     otherwise it passes through. The pool is saved with the model, so a
     resumed run keeps its history.
+
+    Replica-consistent: under a distribution strategy every replica gathers
+    the global batch, runs the same draws on it (the seed state is
+    mirrored) and keeps its own rows, so every replica holds the same pool
+    and one and N replicas return the same samples for the same global batch.
     """
 
     def __init__(self, image_shape, capacity=50, seed=None, **kwargs):
@@ -110,7 +116,7 @@ class ImageHistoryPool(keras.layers.Layer):
         self.capacity = int(capacity)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        # One pool for all replicas: replica 0's writes are kept.
+        # Every replica writes the same values (see above): any copy will do.
         self.images = self.add_weight(
             shape=(max(self.capacity, 1), *self.image_shape), initializer="zeros",
             trainable=False, name="images", aggregation="only_first_replica",
@@ -124,21 +130,34 @@ class ImageHistoryPool(keras.layers.Layer):
     def call(self, images):
         if self.capacity == 0:
             return images
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context else 1
+        local = ops.shape(images)[0]
+        if replicas > 1:
+            images = context.all_gather(images, axis=0)
+        returned = self._exchange(images)
+        if replicas > 1:
+            start = context.replica_id_in_sync_group * local
+            returned = returned[start : start + local]
+        return returned
+
+    def _exchange(self, images):
+        """The pool's update for a whole (global) batch, and what it returns."""
         n = ops.shape(images)[0]
         index = ops.arange(n, dtype="int32")
         stored = self.count.value
-        # New images fill the free slots first and pass through unchanged.
+        # New samples fill the free slots first and pass through unchanged.
         filling = index < self.capacity - stored
         pool = ops.convert_to_tensor(self.images)
         fill_slots = ops.where(filling, stored + index, 0)
         pool = _scatter_rows(pool, fill_slots, images, filling)
         stored = ops.minimum(stored + n, self.capacity)
-        # The others: a coin flip each to swap with a random stored image.
+        # The others: a coin flip each to swap with a random stored sample.
         swap = ops.logical_and(
             ops.logical_not(filling), keras.random.uniform((n,), seed=self.seed_generator) < 0.5
         )
         slots = keras.random.randint((n,), 0, ops.maximum(stored, 1), dtype="int32", seed=self.seed_generator)
-        old = ops.take(pool, slots, axis=0)
+        old = ops.cast(ops.take(pool, slots, axis=0), images.dtype)
         swap_rows = ops.reshape(swap, (-1,) + (1,) * len(self.image_shape))
         returned = ops.where(swap_rows, old, images)
         pool = _scatter_rows(pool, ops.where(swap, slots, 0), images, swap)

@@ -125,6 +125,16 @@ def r1_penalty(critic, real, weight=10.0, group=1):
     return 0.5 * weight * _mean(ops.sum(ops.square(gradients), axis=1))
 
 
+def discriminator_accuracy(real_logits, fake_logits, loss="non_saturating"):
+    """The share of a batch D classifies right: real above its boundary,
+    fake below (the boundary is 0, or 0.5 for the least-squares targets
+    0/1), over the real and the fake samples together."""
+    centre = 0.5 if loss == "least_squares" else 0.0
+    right = ops.concatenate([ops.reshape(ops.cast(real_logits, "float32") > centre, (-1,)),
+                             ops.reshape(ops.cast(fake_logits, "float32") <= centre, (-1,))])
+    return ops.mean(ops.cast(right, "float32"))
+
+
 def cycle_consistency_loss(real, reconstructed):
     """E[|x - F(G(x))|]: the L1 cycle loss of Zhu et al. 2017, eq. 2 (also
     their identity loss, with F(x) in place of F(G(x)))."""

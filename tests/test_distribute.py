@@ -30,9 +30,9 @@ def test_two_replicas_make_the_same_update_as_one(loss, d_steps):
     assert_two_replicas_match_one("vanilla", loss=loss, d_steps=d_steps)
 
 
-# Settings under which one step is the same on a split batch: cyclegan's pools
-# must take the whole first batch, as one replica's would.
-REPLICA_SETTINGS = {"cyclegan": dict(pool_size=32)}
+# Settings under which one step is the same on a split batch (none needed
+# now: cyclegan's history pools gather the global batch).
+REPLICA_SETTINGS = {}
 
 
 @pytest.mark.parametrize("name", [n for n in ganzoo.list_models() if n not in ("wgan", "wgan_gp")])

@@ -1,4 +1,5 @@
-"""Against mode collapse: an ensemble of discriminators (GMAN) and packing (PacGAN)."""
+"""Against mode collapse: an ensemble of discriminators (GMAN), packing (PacGAN), a history of
+discriminators and of fakes, and a discriminator trained until it is reliable."""
 
 import math
 
@@ -86,7 +87,11 @@ def test_load_with_an_ensemble_and_packing_just_works():
         tiny_model("wgan_gp", discriminators=2, ensemble="softmax")
 
 
-@pytest.mark.parametrize("settings", [dict(discriminators=2, ensemble="softmax"), dict(pack=2)])
+@pytest.mark.parametrize("settings", [
+    dict(discriminators=2, ensemble="softmax"), dict(pack=2), dict(snapshots=2, snapshot_every=1), dict(pool_size=8),
+    dict(d_until_accuracy=0.5, d_steps=2), dict(d_until_accuracy=0.6, d_steps=2, pool_size=4, snapshots=1,
+                                                 snapshot_every=1, discriminators=2),
+])
 def test_one_and_two_replicas_make_the_same_update(settings):
     assert_same_update_on_two_replicas("vanilla", settings, atol=2e-6)  # float32 sums in another order
 
@@ -134,3 +139,157 @@ def test_packed_penalties_take_one_norm_and_one_alpha_per_group():
     alpha = tf.constant([[0.1], [0.9], [0.3], [0.7], [0.5], [0.2]])
     penalty = losses.gradient_penalty(critic, real, tf.zeros_like(real), alpha, weight=1.0, group=2)
     assert float(penalty) == pytest.approx((math.sqrt(30.0) - 1) ** 2, rel=1e-5)
+
+
+# ------------------------------------------------------- a history of discriminators
+def test_snapshots_are_frozen_copies_taken_every_k_steps():
+    model = tiny_model("vanilla", snapshots=2, snapshot_every=2)
+    live, (first, second) = model.discriminators[0], model.snapshots
+    assert not first.trainable_weights and len(model.discriminator_variables()) == len(live.trainable_weights)
+    data = tf.data.Dataset.from_tensor_slices(batch_for(model, 16)).batch(4)
+    model.fit(data.take(2), epochs=1, verbose=0)  # G step 2: the first snapshot
+    assert int(model.snapshots_taken) == 1
+    for kept, weight in zip(first.weights, live.weights):
+        np.testing.assert_array_equal(kept.numpy(), weight.numpy())
+    frozen = [w.numpy().copy() for w in first.weights]
+    model.fit(data.take(1), epochs=1, verbose=0)  # step 3: D trains, no snapshot is due
+    assert all(np.array_equal(f, w.numpy()) for f, w in zip(frozen, first.weights))
+    assert not all(np.array_equal(f, w.numpy()) for f, w in zip(frozen, live.weights))
+    model.fit(data.take(3), epochs=1, verbose=0)  # steps 4 and 6: slot 2, then slot 1 again (the oldest)
+    assert int(model.snapshots_taken) == 3
+    for kept, weight in zip(first.weights, live.weights):
+        np.testing.assert_array_equal(kept.numpy(), weight.numpy())
+    assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(first.weights, second.weights))
+
+
+def test_snapshots_of_an_ensemble_take_each_discriminator_in_turn():
+    model = tiny_model("vanilla", discriminators=2, snapshots=2, snapshot_every=1)
+    model.generator_step(8)  # iterations 1 ...
+    model.take_snapshot()  # ... slot 0 takes D 0
+    first = [w.numpy().copy() for w in model.discriminators[0].weights]
+    model.discriminator_step(tf.constant(batch_for(model, 8)))
+    model.generator_step(8)
+    model.take_snapshot()  # slot 1 takes D 1
+    for kept, weight in zip(model.snapshots[0].weights, first):
+        np.testing.assert_array_equal(kept.numpy(), weight)
+    for kept, weight in zip(model.snapshots[1].weights, model.discriminators[1].weights):
+        np.testing.assert_array_equal(kept.numpy(), weight.numpy())
+
+
+def test_the_generator_loss_with_snapshots_against_hand_computed_values():
+    model = tiny_model("vanilla", snapshots=2, snapshot_weight=0.25)
+    live, old = tf.constant(1.0), [tf.constant(3.0), tf.constant(7.0)]
+    assert float(model.with_snapshots(live, old)) == 1.0  # none taken yet: the live D alone
+    model.snapshots_taken.assign(1)
+    assert float(model.with_snapshots(live, old)) == pytest.approx(0.75 * 1 + 0.25 * 3)
+    model.snapshots_taken.assign(5)  # every slot taken
+    assert float(model.with_snapshots(live, old)) == pytest.approx(0.75 * 1 + 0.25 * 5)
+
+
+def test_a_generator_step_leaves_the_snapshots_unchanged_and_uses_them():
+    model = tiny_model("dcgan", snapshots=1, snapshot_every=1)
+    model.snapshots_taken.assign(1)
+    before = [w.numpy().copy() for judge in model._judges() for w in judge.weights]
+    seen = []
+    discriminate = model.discriminate
+    model.discriminate = lambda x, labels=None, training=True: seen.append(model.discriminator.active) or discriminate(
+        x, labels, training)
+    model.generator_step(8)
+    assert seen == [0, 1]  # the live D, then the snapshot
+    assert all(np.array_equal(b, w.numpy()) for b, w in zip(before, (w for j in model._judges() for w in j.weights)))
+
+
+# ------------------------------------------------------------ a pool of past fakes
+def test_the_discriminator_sees_the_pools_mix_of_new_and_past_fakes():
+    model = tiny_model("vanilla", pool_size=8)
+    real = tf.constant(batch_for(model, 8))
+    model.discriminator_step(real)
+    assert int(model.fake_pool.count) == 8
+    stored = model.fake_pool.images.numpy().copy()
+    seen = []
+    discriminate = model.discriminate
+    model.discriminate = lambda x, labels=None, training=True: seen.append(x.numpy()) or discriminate(x, labels, training)
+    model.discriminator_step(real)
+    fakes = seen[1]  # real, then fake
+    from_pool = [any(np.array_equal(f, s) for s in stored) for f in fakes]
+    assert 0 < sum(from_pool) < 8  # about half old, half new
+
+
+def test_the_history_pool_of_a_gan_and_of_cyclegan_is_one_class():
+    from ganzoo.layers import ImageHistoryPool
+
+    assert isinstance(tiny_model("vanilla", pool_size=4).fake_pool, ImageHistoryPool)
+    assert isinstance(tiny_model("cyclegan").pool_a, ImageHistoryPool)
+
+
+# ------------------------------------------------- a discriminator trained until reliable
+def stub_discriminator_steps(model, accuracies):
+    """Replace D's step by one whose k-th call has accuracy `accuracies[k]`
+    (real logits +1 for that share of the batch, fakes judged the opposite way)."""
+    calls = tf.Variable(0)
+    table = tf.constant(accuracies, tf.float32)
+
+    def step(real, labels=None):
+        accuracy = tf.gather(table, calls)
+        calls.assign_add(1)
+        n = tf.shape(real)[0]
+        right = tf.cast(tf.range(n), tf.float32) < accuracy * tf.cast(n, tf.float32)
+        real_logits = tf.where(right, 1.0, -1.0)[:, None]
+        return tf.reduce_mean(real_logits), real_logits, -real_logits
+
+    model.discriminator_step = step
+    return calls
+
+
+@pytest.mark.parametrize("target, cap, expected", [(0.8, 5, 3), (0.8, 2, 2), (0.4, 5, 1), (0.99, 5, 5)])
+def test_the_reliable_rule_stops_at_the_threshold_and_at_the_cap(target, cap, expected):
+    model = tiny_model("vanilla", d_until_accuracy=target, d_steps=cap)
+    calls = stub_discriminator_steps(model, [0.5, 0.7, 0.9, 0.95, 0.95, 0.95])
+    batch = tf.constant(batch_for(model, 20 * cap))  # 20 rows an update: accuracies in steps of 0.05
+    _, _, _, taken = tf.function(model.reliable_discriminator_steps)(batch)
+    assert int(taken) == int(calls.numpy()) == expected
+
+
+def test_the_reliable_rule_gives_each_update_its_own_real_batch_and_logs_the_count():
+    model = tiny_model("vanilla", d_until_accuracy=1.0, d_steps=3)
+    seen = []
+    step = model.discriminator_step
+    model.discriminator_step = lambda real, labels=None: seen.append(real.numpy()) or step(real, labels)
+    batch = batch_for(model, 12)
+    first, _, _, taken = model.reliable_discriminator_steps(tf.constant(batch))
+    # eagerly the loop runs its body in Python: rows i, i + 3, i + 6, i + 9 for the i-th update
+    assert int(taken) == len(seen) and len(seen) >= 1
+    for i, real in enumerate(seen):
+        np.testing.assert_array_equal(real, batch[i::3])
+    np.testing.assert_array_equal(first.numpy(), batch[0::3])
+    data = tf.data.Dataset.from_tensor_slices(batch_for(tiny_model("vanilla"), 24)).batch(12)
+    history = tiny_model("vanilla", d_until_accuracy=1.0, d_steps=3).fit(data, epochs=1, verbose=0).history
+    assert history["d_steps_taken"][0] == 3.0  # accuracy 1.0 is not reached in two steps
+
+
+def test_the_reliable_rule_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match=r"d_until_accuracy must lie in \(0, 1\]"):
+        tiny_model("vanilla", d_until_accuracy=80)
+    with pytest.raises(ValueError, match="Wasserstein critic"):
+        tiny_model("wgan", d_until_accuracy=0.8)
+    model = tiny_model("vanilla", d_until_accuracy=0.8, d_steps=3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="multiple of d_steps=3"):
+        model.reliable_discriminator_steps(tf.constant(batch_for(model, 8)))
+
+
+def test_save_and_resume_keep_the_snapshots_the_pool_and_the_rule(tmp_path):
+    model = tiny_model("vanilla", snapshots=2, snapshot_every=1, pool_size=6, d_until_accuracy=0.7, d_steps=2)
+    data = tf.data.Dataset.from_tensor_slices(batch_for(model, 16)).batch(8)
+    model.fit(data, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert (loaded.snapshot_count, loaded.pool_size, loaded.d_until_accuracy) == (2, 6, 0.7)
+    assert int(loaded.snapshots_taken) == 2 and int(loaded.fake_pool.count) == 6
+    np.testing.assert_array_equal(loaded.fake_pool.seed_generator.state.numpy(),
+                                  model.fake_pool.seed_generator.state.numpy())
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    model.fit(data, epochs=1, verbose=0)
+    loaded.fit(data, epochs=1, verbose=0)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)

@@ -26,6 +26,7 @@ from ganzoo import export as export_lib
 from ganzoo import losses as losses_lib
 from ganzoo import networks, visualize
 from ganzoo.arrays import in_batches, latent_noise, tree_slice  # noqa: F401  (re-exported)
+from ganzoo.layers import ImageHistoryPool
 from ganzoo.samplers import Sampler
 
 serializable = keras.saving.register_keras_serializable(package="ganzoo")
@@ -349,6 +350,15 @@ class GAN(AdversarialModel):
       Durugkar et al. 2016, arXiv:1611.01673).
     - `pack`: PacGAN's packing (Lin et al. 2018, arXiv:1712.04086): D
       judges m samples of a kind at once, concatenated on the last axis.
+    - `snapshots`, `snapshot_every`, `snapshot_weight`: a history of
+      discriminators: every K generator steps a frozen copy of D (in turn
+      of each D of an ensemble) replaces the oldest of S, and G must fool
+      them too.
+    - `pool_size`: D's fakes pass through a history pool of past fakes
+      (Shrivastava et al. 2017; CycleGAN's pool, the same code).
+    - `d_until_accuracy`: D trains until it is reliable: up to `d_steps`
+      updates per G step, stopping once its accuracy on a step's batch
+      reaches the target; each update on a real batch of its own.
 
     Args:
         data_shape: shape of one sample, `(H, W, C)` for images or `(D,)`
@@ -358,7 +368,16 @@ class GAN(AdversarialModel):
             (`ganzoo.networks.list_networks()`); `None` takes the class's
             `default_network`.
         network_args: keyword arguments of that network builder.
-        d_steps: discriminator updates per generator update.
+        d_steps: discriminator updates per generator update; with
+            `d_until_accuracy`, the most.
+        d_until_accuracy: None, or the accuracy (on the real and fake
+            samples of a D step, before its update) at which D stops
+            updating before `d_steps`; at least one update per G step.
+            Each `train_step` batch is then split into `d_steps` real
+            batches, rows i, i + d_steps, i + 2 d_steps, ... for the i-th
+            update (so `batch_size` is d_steps times what each update and
+            the G step see). The number of updates made is logged as
+            `d_steps_taken`.
         seed: seed of the training noise stream (`keras.random.SeedGenerator`).
         ema_decay: decay of the generator's moving average, warmed up as
             min(decay, (1 + t) / (10 + t)) after t generator steps; None or
@@ -379,6 +398,14 @@ class GAN(AdversarialModel):
         pack: PacGAN's m: D sees groups of m real or m fake samples,
             concatenated on the last axis; each replica's batch must be a
             multiple of m.
+        snapshots: how many frozen past discriminators G must also fool
+            (0: none).
+        snapshot_every: generator steps between snapshots.
+        snapshot_weight: G's loss is (1 - w) * its loss against the live
+            discriminators + w * the mean of its losses against the
+            snapshots taken so far (w = 0 until the first).
+        pool_size: fakes kept by D's history pool (0: none); D's fake batch
+            is half fresh, half from the pool once it is full.
     """
 
     default_network = "mlp"
@@ -387,11 +414,22 @@ class GAN(AdversarialModel):
     def __init__(self, data_shape, latent_dim=100, network=None, network_args=None, d_steps=1, seed=None,
                  ema_decay=None, augment=None, augment_probability=1.0, ada_target=None, ada_images=20_000,
                  r1_weight=0.0, r1_every=1, discriminators=1, ensemble="mean", ensemble_lambda=1.0, pack=1,
+                 snapshots=0, snapshot_every=1000, snapshot_weight=0.5, pool_size=0, d_until_accuracy=None,
                  **kwargs):
         self.latent_dim = _count("latent_dim", latent_dim, MAX_LATENT)  # read by build_networks
         self.d_steps = _count("d_steps", d_steps, 1000)
         self.discriminator_count = _count("discriminators", discriminators, 64)  # read by build_networks
         self.pack = _count("pack", pack, 64)  # read by build_networks
+        self.snapshot_count = _count("snapshots", snapshots, 64, least=0)  # read by build_networks
+        self.snapshot_every = _count("snapshot_every", snapshot_every, 10**9)
+        self.snapshot_weight = _fraction("snapshot_weight", snapshot_weight)
+        self.pool_size = _count("pool_size", pool_size, 100_000, least=0)
+        if d_until_accuracy is not None and not (isinstance(d_until_accuracy, (int, float))
+                                                 and not isinstance(d_until_accuracy, bool) and 0 < d_until_accuracy <= 1):
+            raise ValueError(f"d_until_accuracy must lie in (0, 1] (the notes' 0.8) or be None, got {d_until_accuracy!r}.")
+        self.d_until_accuracy = None if d_until_accuracy is None else float(d_until_accuracy)
+        if self.d_until_accuracy is not None:
+            self.tracked = (*type(self).tracked, "d_steps_taken")
         if ensemble not in ENSEMBLES:
             raise ValueError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {ensemble!r}.")
         self.ensemble = ensemble
@@ -419,6 +457,14 @@ class GAN(AdversarialModel):
             self.ema_generator = self.clone_generator()
             self.ema_generator.set_weights(self.generator.get_weights())
             self.ema_generator.trainable = False
+        if self.snapshot_count:
+            self.snapshots_taken = self.add_weight(
+                shape=(), initializer="zeros", dtype="int32", trainable=False, name="snapshots_taken",
+                aggregation="only_first_replica",
+            )
+        if self.pool_size:
+            self.fake_pool = ImageHistoryPool(self.data_shape, self.pool_size,
+                                              seed=None if self.seed is None else self.seed + 1, name="fake_pool")
         if self.augment:
             # The probability ADA tunes, saved with the model; every replica
             # computes the same value, so any copy will do.
@@ -434,7 +480,7 @@ class GAN(AdversarialModel):
         packing, `self.discriminator` is a `Judges` switch over them."""
         extra = {"num_classes": self.num_classes} if self.conditional else {}
         self.generator, plain = self.build_network_pair(**extra)
-        if self.pack == 1 and self.discriminator_count == 1:
+        if self.pack == 1 and self.discriminator_count == 1 and not self.snapshot_count:
             self.discriminator = plain
             return
         if self.pack > 1 and self.conditional:
@@ -448,11 +494,25 @@ class GAN(AdversarialModel):
             members.append(member)
         if self.pack > 1:
             members = [Packed(member, self.pack, name=f"packed_{member.name}") for member in members]
+        for index in range(self.snapshot_count):  # frozen: written only by `take_snapshot`
+            snapshot = self.build_network_pair(data_shape=shape, **extra)[1]
+            if self.pack > 1:
+                snapshot = Packed(snapshot, self.pack)
+            snapshot.trainable = False
+            members.append(snapshot)
         self.discriminator = members[0] if len(members) == 1 else Judges(members, name="discriminators")
 
     @property
     def discriminators(self):
-        """Every discriminator (each packed, with `pack`)."""
+        """Every discriminator that trains (each packed, with `pack`)."""
+        return self._judges()[: self.discriminator_count]
+
+    @property
+    def snapshots(self):
+        """The frozen past discriminators, oldest slot first (`snapshots`)."""
+        return self._judges()[self.discriminator_count :]
+
+    def _judges(self):
         return list(self.discriminator.members) if isinstance(self.discriminator, Judges) else [self.discriminator]
 
     @contextlib.contextmanager
@@ -578,6 +638,8 @@ class GAN(AdversarialModel):
     # ------------------------------------------------------------- steps
     def discriminator_step(self, real, labels=None):
         fake = self.fake_samples(tf.shape(real)[0], labels)
+        if self.pool_size:
+            fake = self.fake_pool(ops.stop_gradient(fake))
         with tf.GradientTape() as tape:
             # With an ensemble, each D's own loss: their sum gives every D
             # the gradient of its loss alone (their variables are disjoint).
@@ -610,30 +672,106 @@ class GAN(AdversarialModel):
             # power iteration) is dropped: D changes only in its own step.
             with keras.StatelessScope():
                 judged = []
-                for index in range(self.discriminator_count):
+                for index in range(self.discriminator_count + self.snapshot_count):
                     with self.judged_by(index):
                         judged.append(self.generator_loss(self.discriminate(fake, labels)))
-            loss = combine_ensemble(judged, self.ensemble, self.ensemble_lambda)
+            loss = combine_ensemble(judged[: self.discriminator_count], self.ensemble, self.ensemble_lambda)
+            if self.snapshot_count:
+                loss = self.with_snapshots(loss, judged[self.discriminator_count :])
             scaled_loss = self.replica_scaled(loss)
         self._apply(self.g_optimizer, tape, scaled_loss, self.generator_variables())
         return loss
 
     def train_step(self, data):
         real, labels = self.unpack_batch(data)
-        for _ in range(self.d_steps):
-            d_loss, real_logits, fake_logits = self.discriminator_step(real, labels)
+        taken = []
+        if self.d_until_accuracy is None:
+            for _ in range(self.d_steps):
+                d_loss, real_logits, fake_logits = self.discriminator_step(real, labels)
+        else:
+            real, labels, (d_loss, real_logits, fake_logits), steps = self.reliable_discriminator_steps(real, labels)
+            taken.append(ops.cast(steps, "float32"))
         if self.ada_target is not None:
             self.adapt_augmentation(real_logits, tf.shape(real)[0])
         g_loss = self.generator_step(tf.shape(real)[0], labels)
         if self.ema_decay:
             self.update_average()
-        logs = self.track(d_loss, g_loss, real_logits, fake_logits)
+        if self.snapshot_count:
+            self.take_snapshot()
+        logs = self.track(d_loss, g_loss, real_logits, fake_logits, *taken)
         if self.ada_target is not None:  # the probability ADA tunes
             logs = {**logs, **self.step_logs({"augment_p": ops.convert_to_tensor(self.augment_p)})}
         return logs
 
+    def reliable_discriminator_steps(self, real, labels=None):
+        """D updates until its accuracy on a step's global batch (before
+        that step's update) reaches `d_until_accuracy`, at most `d_steps`.
+
+        Returns the first real batch (and labels), the last update's
+        `(d_loss, real_logits, fake_logits)` and the number of updates.
+        One replica runs a `tf.while_loop` with the update inside. Several
+        cannot (MirroredStrategy refuses the cross-replica merge of an
+        optimizer update inside control flow), so they run all `d_steps`
+        updates and put back, after each one past the stop, everything it
+        changed (D's variables, its optimizer's, the noise and pool states):
+        the same result as the loop, at the cost of the full count.
+        """
+        k = self.d_steps
+        tf.debugging.assert_equal(tf.shape(real)[0] % k, 0,
+                                  message=f"d_until_accuracy: each replica's batch must be a multiple of d_steps={k}")
+        chunks = [_strided(real, k)] + ([_strided(labels, k)] if labels is not None else [])
+
+        def chunk(i):
+            return [ops.take(c, i, axis=1) for c in chunks] + ([None] if labels is None else [])
+
+        def step(i):
+            outputs = self.discriminator_step(*chunk(i))
+            accuracy = losses_lib.discriminator_accuracy(outputs[1], outputs[2], self.gan_loss)
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                accuracy = context.all_reduce("mean", accuracy)
+            return outputs, accuracy >= self.d_until_accuracy
+
+        first = chunk(0)
+        outputs, reliable = step(0)
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            def more(i, reliable, outputs):
+                return ops.logical_and(i < k, ops.logical_not(reliable))
+
+            def body(i, reliable, outputs):
+                outputs, reliable = step(i)
+                return i + 1, reliable, outputs
+
+            taken, _, outputs = tf.while_loop(more, body, (tf.constant(1), reliable, outputs))
+            return first[0], first[1], outputs, taken
+        taken, state = tf.constant(1), self.discriminator_state()
+        for i in range(1, k):
+            saved = [_read_now(v) for v in state]
+            new_outputs, new_reliable = step(i)
+            keep = ops.logical_not(reliable)
+            for variable, value in zip(state, saved):
+                variable.assign(ops.where(keep, variable, value))
+            outputs = tuple(ops.where(keep, n, o) for n, o in zip(new_outputs, outputs))
+            taken += ops.cast(keep, "int32")
+            reliable = ops.logical_or(reliable, new_reliable)
+        return first[0], first[1], outputs, taken
+
+    def discriminator_state(self):
+        """Every variable a discriminator step may change."""
+        state = [*(w for judge in self.discriminators for w in judge.weights), *self.d_optimizer.variables,
+                 self.seed_generator.state]
+        if self.pool_size:
+            state += [*self.fake_pool.weights, self.fake_pool.seed_generator.state]
+        return state
+
     def compile(self, g_optimizer="adam", d_optimizer="adam", loss="non_saturating", **kwargs):
         super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, **kwargs)
+        if self.d_until_accuracy is not None and self.gan_loss == "wasserstein":
+            raise ValueError(
+                "d_until_accuracy needs a boundary between real and fake, which a Wasserstein critic's output "
+                "(with its arbitrary offset) has not. Use a fixed d_steps with this loss."
+            )
         if self.discriminator_count > 1 and self.ensemble == "softmax" and self.gan_loss in ("wasserstein", "hinge"):
             raise ValueError(
                 f"ensemble='softmax' weights each critic by G's loss against it, which under the {self.gan_loss} "
@@ -655,6 +793,31 @@ class GAN(AdversarialModel):
             r_t = context.all_reduce("mean", r_t)
         step = ops.cast(batch_size * replicas, "float32") / self.ada_images
         self.augment_p.assign(ops.clip(self.augment_p + ops.sign(r_t - self.ada_target) * step, 0.0, 1.0))
+
+    def with_snapshots(self, live_loss, snapshot_losses):
+        """(1 - w) * `live_loss` + w * the mean of the losses against the
+        snapshots taken so far; `live_loss` alone before the first."""
+        taken = ops.cast(ops.minimum(self.snapshots_taken, self.snapshot_count), "float32")
+        present = ops.cast(ops.arange(self.snapshot_count) < ops.cast(taken, "int32"), "float32")
+        history = ops.sum(present * ops.stack([ops.cast(l, "float32") for l in snapshot_losses])) / ops.maximum(taken, 1.0)
+        weight = ops.where(taken > 0, self.snapshot_weight, 0.0)
+        return (1.0 - weight) * ops.cast(live_loss, "float32") + weight * history
+
+    def take_snapshot(self):
+        """After every `snapshot_every`-th generator step, the slot of the
+        oldest snapshot takes a copy of D (of each D of an ensemble in
+        turn). Written with `where` rather than under a `tf.cond`: an
+        assignment inside a branch is refused by MirroredStrategy."""
+        steps = ops.cast(self.g_optimizer.iterations, "int32")
+        due = ops.equal(steps % self.snapshot_every, 0)
+        taken = self.snapshots_taken.value
+        slot, source = taken % self.snapshot_count, taken % self.discriminator_count
+        for index, snapshot in enumerate(self.snapshots):
+            for member, live in enumerate(self.discriminators):
+                write = ops.logical_and(due, ops.logical_and(ops.equal(slot, index), ops.equal(source, member)))
+                for kept, weight in zip(snapshot.weights, live.weights):
+                    kept.assign(ops.where(write, ops.cast(weight, kept.dtype), kept))
+        self.snapshots_taken.assign(taken + ops.cast(due, "int32"))
 
     def average_decay(self):
         """`ema_decay`, warmed up as tf.train.ExponentialMovingAverage's num_updates
@@ -773,7 +936,9 @@ class GAN(AdversarialModel):
                 "augment_probability": self.augment_probability, "ada_target": self.ada_target,
                 "ada_images": self.ada_images, "r1_weight": self.r1_weight, "r1_every": self.r1_every,
                 "discriminators": self.discriminator_count, "ensemble": self.ensemble,
-                "ensemble_lambda": self.ensemble_lambda, "pack": self.pack}
+                "ensemble_lambda": self.ensemble_lambda, "pack": self.pack, "snapshots": self.snapshot_count,
+                "snapshot_every": self.snapshot_every, "snapshot_weight": self.snapshot_weight,
+                "pool_size": self.pool_size, "d_until_accuracy": self.d_until_accuracy}
 
 
 ENSEMBLES = ("mean", "softmax")
@@ -839,6 +1004,20 @@ class Packed(keras.Model):
         return self.judge(pack_samples(samples, self.m), **kwargs)
 
 
+def _read_now(variable):
+    """The variable's value read here, before any later update: converting a
+    MirroredVariable in replica context reads it only where it is used."""
+    value = variable.value
+    return tf.identity(value.read_value() if hasattr(value, "read_value") else value)
+
+
+def _strided(batch, k):
+    """[B, ...] -> [B / k, k, ...]: column i holds rows i, i + k, i + 2k, ...,
+    which is the same set on one replica as on N (each holding a
+    contiguous share whose size is a multiple of k)."""
+    return ops.reshape(batch, (-1, k, *batch.shape[1:]))
+
+
 def pack_samples(samples, m):
     """[B, ..., C] -> [B / m, ..., m * C], consecutive samples grouped."""
     shape = samples.shape
@@ -874,9 +1053,10 @@ def _all_layers(layer):
         yield from _all_layers(inner)
 
 
-def _count(name, value, most):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= most:
-        raise ValueError(f"{name} must be a positive integer (at most {most}), got {value!r}.")
+def _count(name, value, most, least=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not least <= value <= most:
+        kind = "a positive integer" if least == 1 else f"an integer from {least}"
+        raise ValueError(f"{name} must be {kind} (at most {most}), got {value!r}.")
     return int(value)
 
 
