@@ -244,9 +244,12 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
             raise ValueError(f"--batch-size {settings['batch_size']} (batch_size=) is larger than the dataset "
                              f"{settings['dataset']}: not one full batch. Choose a smaller batch.")
         xla_record = None
-        if model is None:
+        if model is not None:
+            model.check_batch_size(settings["batch_size"], strategy.num_replicas_in_sync)
+        else:
             defaults = _defaults(settings, options)
             model = _build_model(cls, name, train_data, dataset_name, settings, jit_compile, defaults)
+            model.check_batch_size(settings["batch_size"], strategy.num_replicas_in_sync)
             if _requested_jit(name, settings, defaults, jit_compile) == "auto":
                 xla_record = _choose_xla(cls, name, model, train_data, dataset_name, settings, defaults, strategy,
                                          verbose)

@@ -236,6 +236,9 @@ class AdversarialModel(keras.Model):
         return data_lib.load(dataset, image_size=image_size, channels=channels, batch_size=batch_size, seed=seed,
                              with_labels=cls.conditional, skip_corrupt=(options or {}).get("skip_corrupt", False))
 
+    def check_batch_size(self, batch_size, replicas=1):
+        """Refuse, before training, a global batch the step cannot split."""
+
     @classmethod
     def options_from_data(cls, dataset):
         """Model options that follow from the dataset (cgan: its number of classes)."""
@@ -702,6 +705,18 @@ class GAN(AdversarialModel):
         if self.ada_target is not None:  # the probability ADA tunes
             logs = {**logs, **self.step_logs({"augment_p": ops.convert_to_tensor(self.augment_p)})}
         return logs
+
+    def check_batch_size(self, batch_size, replicas=1):
+        """Packing groups m samples and the reliable-D rule splits the batch
+        into d_steps: each replica's share must divide."""
+        for option, size in (("pack", self.pack), ("d_until_accuracy's d_steps", self.d_steps
+                                                 if self.d_until_accuracy is not None else 1)):
+            if size > 1 and batch_size % (size * replicas):
+                raise ValueError(
+                    f"{option}={size} needs each replica's batch to be a multiple of {size}, but batch_size "
+                    f"{batch_size} on {replicas} replica(s) is not. Choose a batch size that is a multiple of "
+                    f"{size * replicas}, e.g. {size * replicas * max(1, round(batch_size / (size * replicas)))}."
+                )
 
     def reliable_discriminator_steps(self, real, labels=None):
         """D updates until its accuracy on a step's global batch (before
