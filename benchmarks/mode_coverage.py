@@ -52,28 +52,41 @@ RECIPES.update({
     "vanilla+decay+snapshots": {**DECAY, "snapshots": 5, "snapshot_every": 300},
     "vanilla+decay+pool": {**DECAY, "pool_size": 2560},
     "vanilla+decay+reliable": {**DECAY, "d_until_accuracy": 0.8, "d_steps": 3},
+    "vanilla+decay+snapshots+pool": {**DECAY, "snapshots": 5, "snapshot_every": 300, "pool_size": 2560},
+    "vanilla+decay+snapshots+pack2": {**DECAY, "snapshots": 5, "snapshot_every": 300, "pack": 2},
+    "vanilla+decay+z8": {**DECAY, "latent_dim": 8},
+    "vanilla+decay+z32": {**DECAY, "latent_dim": 32},
 })
 STEPS = 6000  # generator steps
 BATCH = 256
 
 
-def linear_decay(optimizer, learning_rate, steps):
-    """The optimizer with its learning rate going linearly from `learning_rate` to 0 in `steps` updates."""
-    schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, end_learning_rate=0.0)
-    return optimizer.from_config({**optimizer.get_config(), "learning_rate": schedule})
+def linear_decay(optimizer, learning_rate, steps, clock=None):
+    """The optimizer with its learning rate going linearly from `learning_rate`
+    to 0 in `steps` updates, or in `steps` counts of `clock` (a variable: D's
+    rate follows G's steps under the reliable-D rule, whose count of D
+    updates varies)."""
+    if clock is None:
+        schedule = keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, end_learning_rate=0.0)
+    else:
+        def schedule():
+            return learning_rate * keras.ops.maximum(0.0, 1.0 - keras.ops.cast(clock, "float32") / steps)
+    config = {k: v for k, v in optimizer.get_config().items() if k != "learning_rate"}
+    return type(optimizer)(learning_rate=schedule, **{k: v for k, v in config.items() if k not in ("name",)})
 
 
 def run(name, mixture, seed, steps):
     keras.utils.set_random_seed(seed)
     recipe = dict(RECIPES[name])
     learning_rate, decay = recipe.pop("learning_rate", None), recipe.pop("decay", False)
-    model = ganzoo.load(recipe.pop("entry", name), **MLP, **recipe, seed=seed, jit_compile=False)
+    entry = recipe.pop("entry", name)
+    model = ganzoo.load(entry, **{**MLP, **recipe}, seed=seed, jit_compile=False)  # a recipe may change MLP's
     if decay:
-        model.compile(
-            g_optimizer=linear_decay(model.g_optimizer, learning_rate, steps),
-            d_optimizer=linear_decay(model.d_optimizer, learning_rate, steps * model.d_steps),
-            loss=model.gan_loss, jit_compile=False,
-        )
+        g_optimizer = linear_decay(model.g_optimizer, learning_rate, steps)
+        d_optimizer = (linear_decay(model.d_optimizer, learning_rate, steps * model.d_steps)
+                       if model.d_until_accuracy is None else
+                       linear_decay(model.d_optimizer, learning_rate, steps, clock=g_optimizer.iterations))
+        model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=model.gan_loss, jit_compile=False)
     epochs = steps // 100
     # The reliable-D rule splits each batch into d_steps real batches: give
     # it d_steps times as many rows, so every D update sees BATCH of them.

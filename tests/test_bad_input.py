@@ -76,6 +76,8 @@ CASES = {
     "bad version label": (["serve", "{tmp}", "--version-label", "stable=1"], "expected NAME:LABEL=VERSION"),
     "batch larger than the data": (["train", "vanilla", "--batch-size", "65536", "--out", "{tmp}/r"],
                                    "is larger than the dataset ring: not one full batch"),
+    "batch packing cannot split": (["train", "vanilla", "--set", "pack=3", "--out", "{tmp}/r"],
+                                   "pack=3 needs each replica's batch to be a multiple of 3"),
     "negative learning rate": (["train", "dcgan", "--set", "g_optimizer.learning_rate=-1", "--out", "{tmp}/r"],
                                "learning_rate must be a positive number"),
     "malformed --set": (["train", "dcgan", "--set", "network_args=[filters, 4", "--out", "{tmp}/r"],

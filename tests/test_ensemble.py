@@ -65,8 +65,11 @@ def test_packing_groups_consecutive_samples_on_the_last_axis():
     assert packed.shape == (2, 5, 5, 6)
     np.testing.assert_array_equal(packed[1, ..., 3:], images[3].numpy())  # sample j of a group: channels 3j..3j+2
     np.testing.assert_array_equal(packed[0, ..., :3], images[0].numpy())
-    with pytest.raises(tf.errors.InvalidArgumentError, match="multiple of 2"):
+    with pytest.raises(ValueError, match="multiple of 2; this one has 3 rows"):  # known at trace time
         pack_samples(tf.zeros((3, 2)), 2)
+    unknown = tf.function(lambda x: pack_samples(x, 2), input_signature=[tf.TensorSpec((None, 2))])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="multiple of 2"):  # known only when run
+        unknown(tf.zeros((3, 2)))
 
 
 def test_a_packed_discriminator_sees_m_samples_and_gives_one_logit_per_group():
@@ -273,8 +276,12 @@ def test_the_reliable_rule_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="Wasserstein critic"):
         tiny_model("wgan", d_until_accuracy=0.8)
     model = tiny_model("vanilla", d_until_accuracy=0.8, d_steps=3)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="multiple of d_steps=3"):
+    with pytest.raises(ValueError, match="d_steps=3 needs each replica's batch to be a multiple of 3; this one has 8"):
         model.reliable_discriminator_steps(tf.constant(batch_for(model, 8)))
+    with pytest.raises(ValueError, match="pool_size keeps fakes without their labels"):
+        tiny_model("cgan", pool_size=4)
+    with pytest.raises(ValueError, match="grows its discriminator"):
+        tiny_model("pggan", snapshots=2)
 
 
 def test_save_and_resume_keep_the_snapshots_the_pool_and_the_rule(tmp_path):
@@ -293,3 +300,44 @@ def test_save_and_resume_keep_the_snapshots_the_pool_and_the_rule(tmp_path):
     loaded.fit(data, epochs=1, verbose=0)
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_batch_that_cannot_be_split_is_refused_before_training():
+    tiny_model("vanilla", pack=4).check_batch_size(64, replicas=2)
+    with pytest.raises(ValueError, match="pack=3 needs each replica's batch to be a multiple of 3.*multiple of 6"):
+        tiny_model("vanilla", pack=3).check_batch_size(64, replicas=2)
+    with pytest.raises(ValueError, match="d_steps=3 needs .* batch_size 256"):
+        tiny_model("vanilla", d_until_accuracy=0.8, d_steps=3).check_batch_size(256)
+    tiny_model("vanilla", d_steps=3).check_batch_size(256)  # a fixed d_steps reuses the batch: any size
+    with pytest.raises(ValueError, match="pack=4 and d_until_accuracy with d_steps=2 .* multiple of 8"):
+        tiny_model("vanilla", pack=4, d_until_accuracy=0.8, d_steps=2).check_batch_size(4)  # chunks of 2 < 4
+
+
+@pytest.mark.parametrize("target, taken", [(1e-6, 1.0), (1.0, 2.0)])
+def test_the_reliable_rule_on_two_replicas_matches_one_whether_it_stops_or_not(target, taken):
+    """dcgan: G's batch norm moves in D's steps too, and is put back with the rest."""
+    single, double = assert_same_update_on_two_replicas(
+        "dcgan", dict(d_until_accuracy=target, d_steps=2, augment=None), atol=1e-5)
+    assert single["d_steps_taken"] == double["d_steps_taken"] == [taken]
+
+
+def test_the_reliable_rule_under_a_one_device_strategy():
+    """A strategy of one replica still merges updates: the masked path, same result."""
+    settings = dict(d_until_accuracy=0.6, d_steps=2)
+    plain = tiny_model("vanilla", **settings)
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        mirrored_one = tiny_model("vanilla", **settings)
+    mirrored_one.set_weights(plain.get_weights())
+    data = tf.data.Dataset.from_tensor_slices(batch_for(plain, 32)).batch(16)
+    for model in (plain, mirrored_one):
+        model.fit(data, epochs=1, verbose=0)
+    for a, b in zip(plain.weights, mirrored_one.weights):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_snapshots_follow_training_steps_not_the_optimizers_count():
+    """A loss-scale optimizer holds its count still on a skipped step; the clock does not."""
+    model = tiny_model("vanilla", snapshots=3, snapshot_every=2)
+    for _ in range(4):
+        model.take_snapshot()
+    assert int(model.g_optimizer.iterations) == 0 and int(model.snapshots_taken) == 2

@@ -159,19 +159,20 @@ def test_one_and_two_replicas_keep_every_variable_equal(settings):
 
 def assert_same_update_on_two_replicas(name, settings, atol=1e-6):
     """Two SGD steps of `name` with `settings` on 1 and on 2 replicas leave
-    every variable (and the noise state) the same, up to float32 sums."""
+    every variable (and the noise state) the same, up to float32 sums;
+    returns the two runs' histories."""
     settings = dict(settings, g_optimizer="sgd", d_optimizer="sgd")
     single = tiny_model(name, **settings)
     with mirrored().scope():
         double = tiny_model(name, **settings)
     double.set_weights(single.get_weights())
     data = tf.data.Dataset.from_tensor_slices(batch_for(single, 32)).batch(16)
-    for model in (single, double):
-        model.fit(data, epochs=1, verbose=0)
+    histories = [model.fit(data, epochs=1, verbose=0).history for model in (single, double)]
     assert int(single.g_optimizer.iterations) == 2
     for a, b in zip(single.weights, double.weights):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=atol, err_msg=a.path)
     np.testing.assert_array_equal(single.seed_generator.state.numpy(), double.seed_generator.state.numpy())
+    return histories
 
 
 def test_adaptive_probability_follows_the_sign_of_real_scores():

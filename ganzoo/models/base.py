@@ -413,6 +413,8 @@ class GAN(AdversarialModel):
 
     default_network = "mlp"
     tracked = ("d_loss", "g_loss", "d_real", "d_fake")
+    # False where D changes shape during training (pggan): no snapshots or pool.
+    fixed_discriminator = True
 
     def __init__(self, data_shape, latent_dim=100, network=None, network_args=None, d_steps=1, seed=None,
                  ema_decay=None, augment=None, augment_probability=1.0, ada_target=None, ada_images=20_000,
@@ -426,7 +428,14 @@ class GAN(AdversarialModel):
         self.snapshot_count = _count("snapshots", snapshots, 64, least=0)  # read by build_networks
         self.snapshot_every = _count("snapshot_every", snapshot_every, 10**9)
         self.snapshot_weight = _fraction("snapshot_weight", snapshot_weight)
-        self.pool_size = _count("pool_size", pool_size, 100_000, least=0)
+        self.pool_size = _count("pool_size", pool_size, 10_000, least=0)  # rewritten every D step
+        if self.pool_size and self.conditional:
+            raise ValueError("pool_size keeps fakes without their labels: it is for unconditional entries.")
+        if (self.pool_size or self.snapshot_count) and not self.fixed_discriminator:
+            raise ValueError(
+                f"{type(self).__name__} grows its discriminator during training: a snapshot or a pooled fake of an "
+                "earlier resolution would be judged at the wrong one. Use snapshots=0 and pool_size=0 with it."
+            )
         if d_until_accuracy is not None and not (isinstance(d_until_accuracy, (int, float))
                                                  and not isinstance(d_until_accuracy, bool) and 0 < d_until_accuracy <= 1):
             raise ValueError(f"d_until_accuracy must lie in (0, 1] (the notes' 0.8) or be None, got {d_until_accuracy!r}.")
@@ -465,6 +474,12 @@ class GAN(AdversarialModel):
                 shape=(), initializer="zeros", dtype="int32", trainable=False, name="snapshots_taken",
                 aggregation="only_first_replica",
             )
+            # Training steps made; not the optimizer's count, which a loss-scale
+            # optimizer holds still on a step it skips for an overflow.
+            self.snapshot_clock = self.add_weight(
+                shape=(), initializer="zeros", dtype="int32", trainable=False, name="snapshot_clock",
+                aggregation="only_first_replica",
+            )
         if self.pool_size:
             self.fake_pool = ImageHistoryPool(self.data_shape, self.pool_size,
                                               seed=None if self.seed is None else self.seed + 1, name="fake_pool")
@@ -488,6 +503,7 @@ class GAN(AdversarialModel):
             return
         if self.pack > 1 and self.conditional:
             raise ValueError("pack groups samples without their labels: it is for unconditional entries.")
+
         shape = (*self.data_shape[:-1], self.data_shape[-1] * self.pack)
         members = [plain] if self.pack == 1 else []
         while len(members) < self.discriminator_count:
@@ -512,7 +528,7 @@ class GAN(AdversarialModel):
 
     @property
     def snapshots(self):
-        """The frozen past discriminators, oldest slot first (`snapshots`)."""
+        """The frozen past discriminators, by slot (a ring: slot t % S took the t-th snapshot)."""
         return self._judges()[self.discriminator_count :]
 
     def _judges(self):
@@ -694,8 +710,8 @@ class GAN(AdversarialModel):
         else:
             real, labels, (d_loss, real_logits, fake_logits), steps = self.reliable_discriminator_steps(real, labels)
             taken.append(ops.cast(steps, "float32"))
-        if self.ada_target is not None:
-            self.adapt_augmentation(real_logits, tf.shape(real)[0])
+        if self.ada_target is not None:  # counting the real images D saw
+            self.adapt_augmentation(real_logits, tf.shape(real)[0] * (ops.cast(taken[0], "int32") if taken else 1))
         g_loss = self.generator_step(tf.shape(real)[0], labels)
         if self.ema_decay:
             self.update_average()
@@ -709,14 +725,19 @@ class GAN(AdversarialModel):
     def check_batch_size(self, batch_size, replicas=1):
         """Packing groups m samples and the reliable-D rule splits the batch
         into d_steps: each replica's share must divide."""
-        for option, size in (("pack", self.pack), ("d_until_accuracy's d_steps", self.d_steps
-                                                 if self.d_until_accuracy is not None else 1)):
-            if size > 1 and batch_size % (size * replicas):
-                raise ValueError(
-                    f"{option}={size} needs each replica's batch to be a multiple of {size}, but batch_size "
-                    f"{batch_size} on {replicas} replica(s) is not. Choose a batch size that is a multiple of "
-                    f"{size * replicas}, e.g. {size * replicas * max(1, round(batch_size / (size * replicas)))}."
-                )
+        size, options = self.batch_multiple()
+        if size > 1 and batch_size % (size * replicas):
+            raise ValueError(
+                f"{options} needs each replica's batch to be a multiple of {size}, but batch_size "
+                f"{batch_size} on {replicas} replica(s) is not. Choose a batch size that is a multiple of "
+                f"{size * replicas}, e.g. {size * replicas * max(1, round(batch_size / (size * replicas)))}."
+            )
+
+    def batch_multiple(self):
+        """What each replica's batch must be a multiple of, and the options that say so."""
+        splits = self.d_steps if self.d_until_accuracy is not None else 1
+        named = [f"pack={self.pack}"] * (self.pack > 1) + [f"d_until_accuracy with d_steps={splits}"] * (splits > 1)
+        return self.pack * splits, " and ".join(named)
 
     def reliable_discriminator_steps(self, real, labels=None):
         """D updates until its accuracy on a step's global batch (before
@@ -724,16 +745,20 @@ class GAN(AdversarialModel):
 
         Returns the first real batch (and labels), the last update's
         `(d_loss, real_logits, fake_logits)` and the number of updates.
-        One replica runs a `tf.while_loop` with the update inside. Several
-        cannot (MirroredStrategy refuses the cross-replica merge of an
-        optimizer update inside control flow), so they run all `d_steps`
-        updates and put back, after each one past the stop, everything it
-        changed (D's variables, its optimizer's, the noise and pool states):
-        the same result as the loop, at the cost of the full count.
+        Without a distribution strategy this is a `tf.while_loop` with the
+        update inside. Under one it cannot be (MirroredStrategy refuses the
+        cross-replica merge of an optimizer update inside control flow, on
+        one replica too), so all `d_steps`
+        updates run and each one past the stop is put back (every variable
+        it may change): the loop's result, at the cost of the full count.
+
+        The accuracy is measured on each update's own batch just before
+        that update, which is still made: the rule stops after the first
+        update whose batch D already judged well enough. With an ensemble,
+        the first D's accuracy decides.
         """
         k = self.d_steps
-        tf.debugging.assert_equal(tf.shape(real)[0] % k, 0,
-                                  message=f"d_until_accuracy: each replica's batch must be a multiple of d_steps={k}")
+        real = _check_divisible(real, k, f"d_until_accuracy with d_steps={k}")
         chunks = [_strided(real, k)] + ([_strided(labels, k)] if labels is not None else [])
 
         def chunk(i):
@@ -749,8 +774,7 @@ class GAN(AdversarialModel):
 
         first = chunk(0)
         outputs, reliable = step(0)
-        context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
+        if not tf.distribute.has_strategy():  # a strategy merges updates across replicas, even of one
             def more(i, reliable, outputs):
                 return ops.logical_and(i < k, ops.logical_not(reliable))
 
@@ -773,12 +797,12 @@ class GAN(AdversarialModel):
         return first[0], first[1], outputs, taken
 
     def discriminator_state(self):
-        """Every variable a discriminator step may change."""
-        state = [*(w for judge in self.discriminators for w in judge.weights), *self.d_optimizer.variables,
-                 self.seed_generator.state]
-        if self.pool_size:
-            state += [*self.fake_pool.weights, self.fake_pool.seed_generator.state]
-        return state
+        """Every variable a discriminator step may change: all of the
+        model's (G's batch-norm statistics move too, as G draws the fakes
+        in training mode; dropout and noise states advance) and D's
+        optimizer's. More than it needs, so that nothing is missed."""
+        state = {id(v): v for v in [*self.variables, *self.d_optimizer.variables]}
+        return list(state.values())
 
     def compile(self, g_optimizer="adam", d_optimizer="adam", loss="non_saturating", **kwargs):
         super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, **kwargs)
@@ -814,7 +838,8 @@ class GAN(AdversarialModel):
         snapshots taken so far; `live_loss` alone before the first."""
         taken = ops.cast(ops.minimum(self.snapshots_taken, self.snapshot_count), "float32")
         present = ops.cast(ops.arange(self.snapshot_count) < ops.cast(taken, "int32"), "float32")
-        history = ops.sum(present * ops.stack([ops.cast(l, "float32") for l in snapshot_losses])) / ops.maximum(taken, 1.0)
+        losses = ops.stack([ops.cast(l, "float32") for l in snapshot_losses])
+        history = ops.sum(ops.where(present > 0, losses, 0.0)) / ops.maximum(taken, 1.0)  # no 0 * inf
         weight = ops.where(taken > 0, self.snapshot_weight, 0.0)
         return (1.0 - weight) * ops.cast(live_loss, "float32") + weight * history
 
@@ -823,15 +848,19 @@ class GAN(AdversarialModel):
         oldest snapshot takes a copy of D (of each D of an ensemble in
         turn). Written with `where` rather than under a `tf.cond`: an
         assignment inside a branch is refused by MirroredStrategy."""
-        steps = ops.cast(self.g_optimizer.iterations, "int32")
+        steps = self.snapshot_clock.value + 1
+        self.snapshot_clock.assign(steps)
         due = ops.equal(steps % self.snapshot_every, 0)
         taken = self.snapshots_taken.value
         slot, source = taken % self.snapshot_count, taken % self.discriminator_count
+        members = [judge.weights for judge in self.discriminators]
+        chosen = list(members[0])  # the weights of D `source`, picked once for every slot
+        for member, weights in enumerate(members[1:], start=1):
+            chosen = [ops.where(ops.equal(source, member), w, c) for w, c in zip(weights, chosen)]
         for index, snapshot in enumerate(self.snapshots):
-            for member, live in enumerate(self.discriminators):
-                write = ops.logical_and(due, ops.logical_and(ops.equal(slot, index), ops.equal(source, member)))
-                for kept, weight in zip(snapshot.weights, live.weights):
-                    kept.assign(ops.where(write, ops.cast(weight, kept.dtype), kept))
+            write = ops.logical_and(due, ops.equal(slot, index))
+            for kept, weight in zip(snapshot.weights, chosen):
+                kept.assign(ops.where(write, ops.cast(weight, kept.dtype), kept))
         self.snapshots_taken.assign(taken + ops.cast(due, "int32"))
 
     def average_decay(self):
@@ -1019,6 +1048,18 @@ class Packed(keras.Model):
         return self.judge(pack_samples(samples, self.m), **kwargs)
 
 
+def _check_divisible(batch, k, option):
+    """`batch`, refused unless its size is a multiple of k: at trace time when
+    the size is known (a clear error from plain `fit` too), else in the graph."""
+    message = f"{option} needs each replica's batch to be a multiple of {k}"
+    if batch.shape[0] is not None:
+        if batch.shape[0] % k:
+            raise ValueError(f"{message}; this one has {batch.shape[0]} rows. Choose another batch size.")
+        return batch
+    with tf.control_dependencies([tf.debugging.assert_equal(tf.shape(batch)[0] % k, 0, message=message)]):
+        return tf.identity(batch)  # what follows waits for the check
+
+
 def _read_now(variable):
     """The variable's value read here, before any later update: converting a
     MirroredVariable in replica context reads it only where it is used."""
@@ -1036,8 +1077,7 @@ def _strided(batch, k):
 def pack_samples(samples, m):
     """[B, ..., C] -> [B / m, ..., m * C], consecutive samples grouped."""
     shape = samples.shape
-    batch = tf.shape(samples)[0]
-    tf.debugging.assert_equal(batch % m, 0, message=f"pack={m}: each replica's batch must be a multiple of {m}")
+    samples = _check_divisible(samples, m, f"pack={m}")
     grouped = ops.reshape(samples, (-1, m, *shape[1:]))
     moved = ops.moveaxis(grouped, 1, -2)  # [B / m, ..., m, C]
     return ops.reshape(moved, (-1, *shape[1:-1], m * shape[-1]))

@@ -238,6 +238,7 @@ class ProgressiveGAN(GAN):
 
     default_network = "progressive"
     network_kind = "progressive"
+    fixed_discriminator = False  # D grows: no snapshots or pool of fakes
     _traced_level = None  # the level of the step being traced (make_train_function)
 
     def __init__(self, data_shape, fade_images=20_000, stable_images=20_000, gp_weight=10.0,
