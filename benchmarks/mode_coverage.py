@@ -59,9 +59,6 @@ RECIPES.update({
     "vanilla+decay+pool": {**DECAY, "pool_size": 2560},
     "vanilla+decay+reliable": {**DECAY, "d_until_accuracy": 0.8, "d_steps": 3},
     "vanilla+decay+snapshots+pool": {**DECAY, "snapshots": 5, "snapshot_every": 300, "pool_size": 2560},
-    "vanilla+decay+snapshots+pack2": {**DECAY, "snapshots": 5, "snapshot_every": 300, "pack": 2},
-    "vanilla+decay+z8": {**DECAY, "latent_dim": 8},
-    "vanilla+decay+z32": {**DECAY, "latent_dim": 32},
 })
 STEPS = 6000  # generator steps
 BATCH = 256
@@ -77,16 +74,15 @@ def linear_decay(optimizer, learning_rate, steps, clock=None):
     else:
         def schedule():
             return learning_rate * keras.ops.maximum(0.0, 1.0 - keras.ops.cast(clock, "float32") / steps)
-    config = {k: v for k, v in optimizer.get_config().items() if k != "learning_rate"}
-    return type(optimizer)(learning_rate=schedule, **{k: v for k, v in config.items() if k not in ("name",)})
+    config = {k: v for k, v in optimizer.get_config().items() if k not in ("learning_rate", "name")}
+    return type(optimizer)(learning_rate=schedule, **config)
 
 
 def run(name, mixture, seed, steps):
     keras.utils.set_random_seed(seed)
     recipe = dict(RECIPES[name])
     learning_rate, decay = recipe.pop("learning_rate", None), recipe.pop("decay", False)
-    entry = recipe.pop("entry", name)
-    model = ganzoo.load(entry, **{**MLP, **recipe}, seed=seed, jit_compile=False)  # a recipe may change MLP's
+    model = ganzoo.load(recipe.pop("entry", name), **MLP, **recipe, seed=seed, jit_compile=False)
     if decay:
         g_optimizer = linear_decay(model.g_optimizer, learning_rate, steps)
         d_optimizer = (linear_decay(model.d_optimizer, learning_rate, steps * model.d_steps)

@@ -243,16 +243,14 @@ def _fit(name, model, dataset, epochs, folder, chief, done, files, strategy, ext
         if int(train_data.cardinality()) == 0:
             raise ValueError(f"--batch-size {settings['batch_size']} (batch_size=) is larger than the dataset "
                              f"{settings['dataset']}: not one full batch. Choose a smaller batch.")
-        xla_record = None
-        if model is not None:
-            model.check_batch_size(settings["batch_size"], strategy.num_replicas_in_sync)
-        else:
+        xla_record, probe = None, False
+        if model is None:
             defaults = _defaults(settings, options)
             model = _build_model(cls, name, train_data, dataset_name, settings, jit_compile, defaults)
-            model.check_batch_size(settings["batch_size"], strategy.num_replicas_in_sync)
-            if _requested_jit(name, settings, defaults, jit_compile) == "auto":
-                xla_record = _choose_xla(cls, name, model, train_data, dataset_name, settings, defaults, strategy,
-                                         verbose)
+            probe = _requested_jit(name, settings, defaults, jit_compile) == "auto"
+        model.check_batch_size(settings["batch_size"], strategy.num_replicas_in_sync)  # before any step runs
+        if probe:
+            xla_record = _choose_xla(cls, name, model, train_data, dataset_name, settings, defaults, strategy, verbose)
     extra = {"xla": xla_record} if xla_record else {}
     if verbose:
         print(_announcement(name, model, settings, epochs, strategy, folder, done, chief), flush=True)

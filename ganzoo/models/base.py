@@ -503,7 +503,6 @@ class GAN(AdversarialModel):
             return
         if self.pack > 1 and self.conditional:
             raise ValueError("pack groups samples without their labels: it is for unconditional entries.")
-
         shape = (*self.data_shape[:-1], self.data_shape[-1] * self.pack)
         members = [plain] if self.pack == 1 else []
         while len(members) < self.discriminator_count:
@@ -703,21 +702,20 @@ class GAN(AdversarialModel):
 
     def train_step(self, data):
         real, labels = self.unpack_batch(data)
-        taken = []
+        taken = None  # D updates made, with the reliable-D rule
         if self.d_until_accuracy is None:
             for _ in range(self.d_steps):
                 d_loss, real_logits, fake_logits = self.discriminator_step(real, labels)
         else:
-            real, labels, (d_loss, real_logits, fake_logits), steps = self.reliable_discriminator_steps(real, labels)
-            taken.append(ops.cast(steps, "float32"))
+            real, labels, (d_loss, real_logits, fake_logits), taken = self.reliable_discriminator_steps(real, labels)
         if self.ada_target is not None:  # counting the real images D saw
-            self.adapt_augmentation(real_logits, tf.shape(real)[0] * (ops.cast(taken[0], "int32") if taken else 1))
+            self.adapt_augmentation(real_logits, tf.shape(real)[0] * (1 if taken is None else taken))
         g_loss = self.generator_step(tf.shape(real)[0], labels)
         if self.ema_decay:
             self.update_average()
         if self.snapshot_count:
             self.take_snapshot()
-        logs = self.track(d_loss, g_loss, real_logits, fake_logits, *taken)
+        logs = self.track(d_loss, g_loss, real_logits, fake_logits, *([] if taken is None else [taken]))
         if self.ada_target is not None:  # the probability ADA tunes
             logs = {**logs, **self.step_logs({"augment_p": ops.convert_to_tensor(self.augment_p)})}
         return logs
@@ -836,10 +834,11 @@ class GAN(AdversarialModel):
     def with_snapshots(self, live_loss, snapshot_losses):
         """(1 - w) * `live_loss` + w * the mean of the losses against the
         snapshots taken so far; `live_loss` alone before the first."""
-        taken = ops.cast(ops.minimum(self.snapshots_taken, self.snapshot_count), "float32")
-        present = ops.cast(ops.arange(self.snapshot_count) < ops.cast(taken, "int32"), "float32")
+        held = ops.minimum(self.snapshots_taken, self.snapshot_count)
+        present = ops.arange(self.snapshot_count) < held
         losses = ops.stack([ops.cast(l, "float32") for l in snapshot_losses])
-        history = ops.sum(ops.where(present > 0, losses, 0.0)) / ops.maximum(taken, 1.0)  # no 0 * inf
+        taken = ops.cast(held, "float32")
+        history = ops.sum(ops.where(present, losses, 0.0)) / ops.maximum(taken, 1.0)  # where, not 0 * inf
         weight = ops.where(taken > 0, self.snapshot_weight, 0.0)
         return (1.0 - weight) * ops.cast(live_loss, "float32") + weight * history
 
