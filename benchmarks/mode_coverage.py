@@ -19,7 +19,9 @@ training steps and the wall time of one run.
 Against mode collapse (issue 23), vanilla with each option of
 docs/stabilizers.md: GMAN's ensemble, PacGAN's packing, snapshots of past
 discriminators, a pool of past fakes and the reliable-D rule, each on
-vanilla trained with Adam(1e-3, 0.5) decaying linearly to 0 (`+decay`).
+vanilla trained with Adam(1e-3, 0.5) decaying linearly to 0 (`+decay`),
+and the combination that covers all 25 grid modes: the schedule with the
+R1 penalty (`vanilla+decay+r1`).
 """
 
 import argparse
@@ -59,6 +61,11 @@ RECIPES.update({
     "vanilla+decay+pool": {**DECAY, "pool_size": 2560},
     "vanilla+decay+reliable": {**DECAY, "d_until_accuracy": 0.8, "d_steps": 3},
     "vanilla+decay+snapshots+pool": {**DECAY, "snapshots": 5, "snapshot_every": 300, "pool_size": 2560},
+    # The combination that covers the grid: the schedule and Mescheder's R1
+    # penalty on real data (gamma 0.1, lazily every 4th D step). Without the
+    # schedule, R1 alone (`vanilla+r1`).
+    "vanilla+decay+r1": {**DECAY, "r1_weight": 0.1, "r1_every": 4},
+    "vanilla+r1": {"entry": "vanilla", "r1_weight": 0.1, "r1_every": 4},
 })
 STEPS = 6000  # generator steps
 BATCH = 256
