@@ -193,6 +193,35 @@ def _scatter_rows(pool, slots, rows, mask):
 
 # ---------------------------------------------- progressive growing (pggan)
 @keras.saving.register_keras_serializable(package="ganzoo")
+class CategoricalCode(keras.layers.Layer):
+    """InfoGAN's categorical code read off the noise: the first `categories`
+    entries of z are replaced by the one-hot of their argmax.
+
+    The argmax of i.i.d. normals is uniform over the categories, so this is
+    InfoGAN's c ~ Cat(K) drawn with z (Chen et al. 2016, arXiv:1606.03657)
+    while the generator, its export and its serving signature still take one
+    noise vector: the code is a function of z, not a second input.
+    """
+
+    def __init__(self, categories, **kwargs):
+        super().__init__(**kwargs)
+        self.categories = int(categories)
+
+    def call(self, z):
+        return ops.concatenate([self.code(z), z[:, self.categories:]], axis=-1)
+
+    def code(self, z):
+        """The one-hot code of each row of `z`."""
+        return ops.one_hot(ops.argmax(z[:, : self.categories], axis=-1), self.categories, dtype=z.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "categories": self.categories}
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
 class PixelNormalization(keras.layers.Layer):
     """x / sqrt(mean over channels of x^2 + epsilon) at every pixel
     (Karras et al. 2018, section 4.2): keeps G's feature magnitudes from

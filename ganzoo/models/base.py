@@ -26,7 +26,7 @@ from ganzoo import export as export_lib
 from ganzoo import losses as losses_lib
 from ganzoo import networks, visualize
 from ganzoo.arrays import in_batches, latent_noise, tree_slice  # noqa: F401  (re-exported)
-from ganzoo.layers import ImageHistoryPool
+from ganzoo.layers import CategoricalCode, ImageHistoryPool
 from ganzoo.samplers import Sampler
 
 serializable = keras.saving.register_keras_serializable(package="ganzoo")
@@ -362,6 +362,12 @@ class GAN(AdversarialModel):
     - `d_until_accuracy`: D trains until it is reliable: up to `d_steps`
       updates per G step, stopping once its accuracy on a step's batch
       reaches the target; each update on a real batch of its own.
+    - `info_categories`, `info_weight`: InfoGAN's categorical code (Chen
+      et al. 2016, arXiv:1606.03657): the first K entries of z pick one of
+      K categories, and G and an auxiliary classifier Q (D's architecture
+      with K outputs, trained with G) minimise Q's cross-entropy in reading
+      the category back off the sample. G must then draw K kinds it can
+      tell apart, which pulls samples off the blends between modes.
 
     Args:
         data_shape: shape of one sample, `(H, W, C)` for images or `(D,)`
@@ -409,6 +415,9 @@ class GAN(AdversarialModel):
             snapshots taken so far (w = 0 until the first).
         pool_size: fakes kept by D's history pool (0: none); D's fake batch
             is half fresh, half from the pool once it is full.
+        info_categories: K of InfoGAN's categorical code (0: none); at
+            most `latent_dim - 1`.
+        info_weight: lambda of InfoGAN's L_I term in G's loss.
     """
 
     default_network = "mlp"
@@ -420,7 +429,7 @@ class GAN(AdversarialModel):
                  ema_decay=None, augment=None, augment_probability=1.0, ada_target=None, ada_images=20_000,
                  r1_weight=0.0, r1_every=1, discriminators=1, ensemble="mean", ensemble_lambda=1.0, pack=1,
                  snapshots=0, snapshot_every=1000, snapshot_weight=0.5, pool_size=0, d_until_accuracy=None,
-                 **kwargs):
+                 info_categories=0, info_weight=1.0, **kwargs):
         self.latent_dim = _count("latent_dim", latent_dim, MAX_LATENT)  # read by build_networks
         self.d_steps = _count("d_steps", d_steps, 1000)
         self.discriminator_count = _count("discriminators", discriminators, 64)  # read by build_networks
@@ -455,6 +464,18 @@ class GAN(AdversarialModel):
         self.ada_images = _count("ada_images", ada_images, 10**9)
         self.r1_weight = _non_negative("r1_weight", r1_weight)
         self.r1_every = _count("r1_every", r1_every, 10_000)
+        self.info_categories = _count("info_categories", info_categories, self.latent_dim - 1, least=0)
+        if self.info_categories == 1:
+            raise ValueError("info_categories=1 is a code with one value, which says nothing: use 0 (off) or 2 or more.")
+        if self.info_categories and (self.conditional or not self.fixed_discriminator):
+            raise ValueError(
+                f"info_categories adds a classifier of D's architecture that reads single unlabelled samples; "
+                f"{type(self).__name__} {'takes labels' if self.conditional else 'grows its discriminator'}. "
+                "Use it with an unconditional entry of fixed resolution (dcgan, lsgan, sngan, wgan, wgan_gp)."
+            )
+        self.info_weight = _non_negative("info_weight", info_weight)
+        if self.info_categories:
+            self.tracked = (*self.tracked, "info_loss")
         if (self.ada_target is not None or augment_probability != 1.0) and not self.augment:
             raise ValueError("ada_target and augment_probability need augment=..., e.g. augment='translation,cutout'.")
         super().__init__(data_shape, network=network, network_args=network_args, seed=seed, **kwargs)
@@ -498,6 +519,7 @@ class GAN(AdversarialModel):
         packing, `self.discriminator` is a `Judges` switch over them."""
         extra = {"num_classes": self.num_classes} if self.conditional else {}
         self.generator, plain = self.build_network_pair(**extra)
+        self.add_info_code()
         if self.pack == 1 and self.discriminator_count == 1 and not self.snapshot_count:
             self.discriminator = plain
             return
@@ -519,6 +541,28 @@ class GAN(AdversarialModel):
             snapshot.trainable = False
             members.append(snapshot)
         self.discriminator = members[0] if len(members) == 1 else Judges(members, name="discriminators")
+
+    def add_info_code(self):
+        """With `info_categories`: G reads its code off z (`CategoricalCode`),
+        and `self.info_network` is Q, D's architecture with K logits in place
+        of its one, initialised anew."""
+        if not self.info_categories:
+            return
+        z = keras.Input((self.latent_dim,), name="z")
+        self.generator = keras.Model(z, self.generator(CategoricalCode(self.info_categories, name="code")(z)),
+                                     name="generator")
+        body = self.build_network_pair()[1]
+        _initialise_anew(body, [self.seed or 0, 1000])
+        # Q reads what D's logit layer reads: D's features, its own weights.
+        logits = keras.layers.Dense(self.info_categories, dtype="float32", name="code_logits")(body.layers[-1].input)
+        self.info_network = keras.Model(body.inputs, logits, name="info_network")
+
+    def info_loss(self, z, fake):
+        """InfoGAN's L_I up to the constant H(c): Q's cross-entropy in reading
+        the code of `z` off the samples `fake` drawn from it."""
+        code = ops.argmax(z[:, : self.info_categories], axis=-1)
+        logits = self.info_network(fake, training=True)
+        return ops.mean(keras.losses.sparse_categorical_crossentropy(code, logits, from_logits=True))
 
     @property
     def discriminators(self):
@@ -549,7 +593,9 @@ class GAN(AdversarialModel):
             self.discriminator.active = previous
 
     def generator_variables(self):
-        return self.generator.trainable_variables
+        """G's, and with `info_categories` Q's, which trains with G."""
+        info = self.info_network.trainable_variables if self.info_categories else []
+        return [*self.generator.trainable_variables, *info]
 
     def discriminator_variables(self):
         return self.discriminator.trainable_variables
@@ -681,10 +727,17 @@ class GAN(AdversarialModel):
         return total / self.discriminator_count, real_logits, fake_logits
 
     def generator_step(self, batch_size, labels=None):
+        """One G update; returns G's adversarial loss and, with
+        `info_categories`, L_I (else None)."""
         with tf.GradientTape() as tape:
+            if self.info_categories:  # the noise too, whose code Q must read back
+                z = self.sample_noise(batch_size)
+                raw = self.generator(z, training=True)
+            else:
+                raw = self.fake_samples(batch_size, labels)
             # Augmented outside the scope below, which would also drop the
             # noise stream's advance and repeat these draws next time.
-            fake = self.augmented(self.fake_samples(batch_size, labels))
+            fake = self.augmented(raw)
             # D runs in training mode, as in the discriminator step, but the
             # state it would update (batch-norm statistics, spectral norm's
             # power iteration) is dropped: D changes only in its own step.
@@ -696,9 +749,13 @@ class GAN(AdversarialModel):
             loss = combine_ensemble(judged[: self.discriminator_count], self.ensemble, self.ensemble_lambda)
             if self.snapshot_count:
                 loss = self.with_snapshots(loss, judged[self.discriminator_count :])
-            scaled_loss = self.replica_scaled(loss)
+            total, info = loss, None
+            if self.info_categories:  # on the samples as drawn: Q reads no augmented copy
+                info = self.info_loss(z, raw)
+                total = ops.cast(loss, "float32") + self.info_weight * info
+            scaled_loss = self.replica_scaled(total)
         self._apply(self.g_optimizer, tape, scaled_loss, self.generator_variables())
-        return loss
+        return loss, info
 
     def train_step(self, data):
         real, labels = self.unpack_batch(data)
@@ -710,12 +767,13 @@ class GAN(AdversarialModel):
             real, labels, (d_loss, real_logits, fake_logits), taken = self.reliable_discriminator_steps(real, labels)
         if self.ada_target is not None:  # counting the real images D saw
             self.adapt_augmentation(real_logits, tf.shape(real)[0] * (1 if taken is None else taken))
-        g_loss = self.generator_step(tf.shape(real)[0], labels)
+        g_loss, info_loss = self.generator_step(tf.shape(real)[0], labels)
         if self.ema_decay:
             self.update_average()
         if self.snapshot_count:
             self.take_snapshot()
-        logs = self.track(d_loss, g_loss, real_logits, fake_logits, *([] if taken is None else [taken]))
+        extra = ([] if taken is None else [taken]) + ([info_loss] if self.info_categories else [])
+        logs = self.track(d_loss, g_loss, real_logits, fake_logits, *extra)
         if self.ada_target is not None:  # the probability ADA tunes
             logs = {**logs, **self.step_logs({"augment_p": ops.convert_to_tensor(self.augment_p)})}
         return logs
@@ -981,7 +1039,8 @@ class GAN(AdversarialModel):
                 "discriminators": self.discriminator_count, "ensemble": self.ensemble,
                 "ensemble_lambda": self.ensemble_lambda, "pack": self.pack, "snapshots": self.snapshot_count,
                 "snapshot_every": self.snapshot_every, "snapshot_weight": self.snapshot_weight,
-                "pool_size": self.pool_size, "d_until_accuracy": self.d_until_accuracy}
+                "pool_size": self.pool_size, "d_until_accuracy": self.d_until_accuracy,
+                "info_categories": self.info_categories, "info_weight": self.info_weight}
 
 
 ENSEMBLES = ("mean", "softmax")
