@@ -1,6 +1,7 @@
 """Layers the zoo's networks share that Keras does not ship."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -192,6 +193,44 @@ def _scatter_rows(pool, slots, rows, mask):
 
 
 # ---------------------------------------------- progressive growing (pggan)
+@keras.saving.register_keras_serializable(package="ganzoo")
+class ClusterCode(keras.layers.Layer):
+    """The cluster a self-conditioned generator draws for each noise vector:
+    the normal CDF of z's first entry, u ~ U(0, 1), picks cluster k with
+    probability `frequencies[k]` (inverse-CDF sampling), so the generator, its
+    export and its serving signature still take one noise vector.
+
+    The cumulative frequencies are a weight (`cluster_cdf`), set from the
+    training data by `GAN.fit_clusters` and saved with the model.
+    """
+
+    def __init__(self, clusters, **kwargs):
+        super().__init__(**kwargs)
+        self.clusters = int(clusters)
+        self.cdf = self.add_weight(
+            shape=(self.clusters,), trainable=False, name="cluster_cdf",
+            initializer=keras.initializers.Constant([(k + 1) / self.clusters for k in range(self.clusters)]),
+        )
+
+    def call(self, z):
+        u = 0.5 * (1.0 + ops.erf(ops.cast(z[:, 0], "float32") / 2.0**0.5))
+        # Cluster k when cdf[k - 1] <= u < cdf[k]: the number of boundaries at or below u.
+        below = ops.cast(self.cdf[None, :-1] <= u[:, None], "int32")
+        return ops.sum(below, axis=1)
+
+    def set_frequencies(self, frequencies):
+        cdf = np.cumsum(np.asarray(frequencies, "float64"))
+        cdf = cdf / cdf[-1]
+        cdf[-1] = 1.0
+        self.cdf.assign(cdf.astype("float32"))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def get_config(self):
+        return {**super().get_config(), "clusters": self.clusters}
+
+
 @keras.saving.register_keras_serializable(package="ganzoo")
 class CategoricalCode(keras.layers.Layer):
     """InfoGAN's categorical code read off the noise: the first `categories`

@@ -21,12 +21,13 @@ from keras import ops
 
 from ganzoo import augment as augment_lib
 from ganzoo import callbacks as callbacks_lib
+from ganzoo import clusters as clusters_lib
 from ganzoo import data as data_lib
 from ganzoo import export as export_lib
 from ganzoo import losses as losses_lib
 from ganzoo import networks, visualize
 from ganzoo.arrays import in_batches, latent_noise, tree_slice  # noqa: F401  (re-exported)
-from ganzoo.layers import CategoricalCode, ImageHistoryPool
+from ganzoo.layers import CategoricalCode, ClusterCode, ImageHistoryPool
 from ganzoo.samplers import Sampler
 
 serializable = keras.saving.register_keras_serializable(package="ganzoo")
@@ -142,9 +143,10 @@ class AdversarialModel(keras.Model):
         """Build the networks of `self.network` and set them as attributes."""
         raise NotImplementedError
 
-    def build_network_pair(self, data_shape=None, **extra):
+    def build_network_pair(self, data_shape=None, latent_dim=None, **extra):
         """One `(generator, discriminator)` pair of `self.network` (for
-        `data_shape`, default the entry's), checked to be of the entry's kind."""
+        `data_shape` and `latent_dim`, default the entry's), checked to be of
+        the entry's kind."""
         kind = networks.kind_of(self.network)
         if kind is not None and kind != self.network_kind:  # unknown names: `build` lists the choices
             raise ValueError(
@@ -153,7 +155,8 @@ class AdversarialModel(keras.Model):
                 f"Choose from: {', '.join(networks.list_networks(self.network_kind))}."
             )
         shape = self.data_shape if data_shape is None else data_shape
-        return networks.build(self.network, self.latent_dim, shape, **extra, **self._network_args)
+        width = self.latent_dim if latent_dim is None else latent_dim
+        return networks.build(self.network, width, shape, **extra, **self._network_args)
 
     def discriminator_loss(self, real, fake, real_logits, fake_logits):
         """The compiled adversarial loss of a discriminator; add penalties here."""
@@ -368,6 +371,11 @@ class GAN(AdversarialModel):
       with K outputs, trained with G) minimise Q's cross-entropy in reading
       the category back off the sample. G must then draw K kinds it can
       tell apart, which pulls samples off the blends between modes.
+    - `clusters`: self-conditioning (Liu et al. 2020, arXiv:2006.10728;
+      `ganzoo.clusters`): k-means on the training images gives every real
+      image a cluster id, G and a projection D are conditioned on it as in
+      cgan, and sampling draws the cluster from z's first entry with the
+      clusters' frequencies, so the model still takes noise alone.
 
     Args:
         data_shape: shape of one sample, `(H, W, C)` for images or `(D,)`
@@ -418,6 +426,8 @@ class GAN(AdversarialModel):
         info_categories: K of InfoGAN's categorical code (0: none); at
             most `latent_dim - 1`.
         info_weight: lambda of InfoGAN's L_I term in G's loss.
+        clusters: K of self-conditioning (0: none); fitted by `fit_clusters`,
+            which the first `fit` calls on its data.
     """
 
     default_network = "mlp"
@@ -429,7 +439,7 @@ class GAN(AdversarialModel):
                  ema_decay=None, augment=None, augment_probability=1.0, ada_target=None, ada_images=20_000,
                  r1_weight=0.0, r1_every=1, discriminators=1, ensemble="mean", ensemble_lambda=1.0, pack=1,
                  snapshots=0, snapshot_every=1000, snapshot_weight=0.5, pool_size=0, d_until_accuracy=None,
-                 info_categories=0, info_weight=1.0, **kwargs):
+                 info_categories=0, info_weight=1.0, clusters=0, **kwargs):
         self.latent_dim = _count("latent_dim", latent_dim, MAX_LATENT)  # read by build_networks
         self.d_steps = _count("d_steps", d_steps, 1000)
         self.discriminator_count = _count("discriminators", discriminators, 64)  # read by build_networks
@@ -474,6 +484,18 @@ class GAN(AdversarialModel):
                 "Use it with an unconditional entry of fixed resolution (dcgan, lsgan, sngan, wgan, wgan_gp)."
             )
         self.info_weight = _non_negative("info_weight", info_weight)
+        self.clusters = _count("clusters", clusters, 10_000, least=0)  # read by build_networks
+        if self.clusters == 1:
+            raise ValueError("clusters=1 puts every image in one cluster, which conditions on nothing: "
+                             "use 0 (off) or 2 or more.")
+        if self.clusters:
+            clashing = [name for name, on in [
+                ("a conditional entry", self.conditional), ("a growing discriminator", not self.fixed_discriminator),
+                ("pack", self.pack > 1), ("pool_size", self.pool_size), ("discriminators", self.discriminator_count > 1),
+                ("snapshots", self.snapshot_count), ("info_categories", self.info_categories)] if on]
+            if clashing:
+                raise ValueError(f"clusters (self-conditioning) does not combine with {', '.join(clashing)}: "
+                                 "turn one of them off.")
         if self.info_categories:
             self.tracked = (*self.tracked, "info_loss")
         if (self.ada_target is not None or augment_probability != 1.0) and not self.augment:
@@ -504,6 +526,8 @@ class GAN(AdversarialModel):
         if self.pool_size:
             self.fake_pool = ImageHistoryPool(self.data_shape, self.pool_size,
                                               seed=None if self.seed is None else self.seed + 1, name="fake_pool")
+        if self.clusters:
+            self.add_cluster_state()
         if self.augment:
             # The probability ADA tunes, saved with the model; every replica
             # computes the same value, so any copy will do.
@@ -518,7 +542,11 @@ class GAN(AdversarialModel):
         (`self.generator`, `self.discriminator`). With an ensemble or
         packing, `self.discriminator` is a `Judges` switch over them."""
         extra = {"num_classes": self.num_classes} if self.conditional else {}
-        self.generator, plain = self.build_network_pair(**extra)
+        if self.clusters:  # the networks' input is wider by the cluster embedding
+            pair = self.build_network_pair(latent_dim=self.latent_dim + clusters_lib.EMBEDDING)
+            self.generator, plain = clusters_lib.conditioned_pair(*pair, self.latent_dim, self.clusters)
+        else:
+            self.generator, plain = self.build_network_pair(**extra)
         self.add_info_code()
         if self.pack == 1 and self.discriminator_count == 1 and not self.snapshot_count:
             self.discriminator = plain
@@ -556,6 +584,50 @@ class GAN(AdversarialModel):
         # Q reads what D's logit layer reads: D's features, its own weights.
         logits = keras.layers.Dense(self.info_categories, dtype="float32", name="code_logits")(body.layers[-1].input)
         self.info_network = keras.Model(body.inputs, logits, name="info_network")
+
+    def add_cluster_state(self):
+        """Self-conditioning's state: the centroids that assign real images to
+        clusters, whether they are fitted, and the z -> images networks that
+        sample (G and its average behind one `ClusterCode`)."""
+        pixels = int(clusters_lib.view(tf.zeros((1, *self.data_shape))).shape[-1])
+        self.cluster_centroids = self.add_weight(shape=(self.clusters, pixels), initializer="zeros",
+                                                 trainable=False, name="cluster_centroids")
+        self.clusters_fitted = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
+                                               name="clusters_fitted")
+        self.cluster_code = ClusterCode(self.clusters, name="cluster_code")
+        z = keras.Input((self.latent_dim,), name="z")
+        self.cluster_sampler = keras.Model(z, self.generator([z, self.cluster_code(z)]), name="sampler")
+        if self.ema_decay:
+            self.ema_cluster_sampler = keras.Model(z, self.ema_generator([z, self.cluster_code(z)]),
+                                                   name="ema_sampler")
+
+    def fit_clusters(self, data, max_images=clusters_lib.MAX_IMAGES):
+        """Fit self-conditioning's k-means to up to `max_images` images of
+        `data` (an array or a `tf.data.Dataset` of batches): the centroids
+        that label real images, and the frequencies sampling draws with."""
+        if isinstance(data, tf.data.Dataset):
+            views, count = [], 0
+            for batch in data:
+                images = self.unpack_batch(batch, assign=False)[0]
+                views.append(clusters_lib.view(images).numpy())
+                count += len(views[-1])
+                if count >= max_images:
+                    break
+            views = np.concatenate(views)[:max_images] if views else np.zeros((0, 1))
+        elif isinstance(data, np.ndarray) or tf.is_tensor(data):
+            views = clusters_lib.view(data[:max_images]).numpy()
+        else:
+            raise TypeError(f"fit_clusters takes an array of images or a tf.data.Dataset, got {type(data).__name__}.")
+        centroids, frequencies = clusters_lib.fit(views, self.clusters, seed=self.seed or 0)
+        self.cluster_centroids.assign(centroids)
+        self.cluster_code.set_frequencies(frequencies)
+        self.clusters_fitted.assign(1)
+
+    def fit(self, x=None, *args, **kwargs):
+        """`keras.Model.fit`; with `clusters`, the first fit first fits the clusters to `x`."""
+        if self.clusters and not int(self.clusters_fitted.numpy()):
+            self.fit_clusters(x)
+        return super().fit(x, *args, **kwargs)
 
     def info_loss(self, z, fake):
         """InfoGAN's L_I up to the constant H(c): Q's cross-entropy in reading
@@ -600,9 +672,17 @@ class GAN(AdversarialModel):
     def discriminator_variables(self):
         return self.discriminator.trainable_variables
 
-    def unpack_batch(self, data):
+    def unpack_batch(self, data, assign=True):
         """`(samples, labels)` from a dataset element: `x`, `(x,)`, `(x, y)`,
-        `{"image": x, "label": y}`; labels are None when there are none."""
+        `{"image": x, "label": y}`; labels are None when there are none.
+        With `clusters` (and `assign`), the labels are the samples' clusters."""
+        images, labels = self._unpack(data)
+        if self.clusters and assign:
+            return images, clusters_lib.nearest(clusters_lib.view(images), self.cluster_centroids)
+        return images, labels
+
+    @staticmethod
+    def _unpack(data):
         labels = None
         if isinstance(data, dict):
             images = next((data[k] for k in ("image", "images", "x") if k in data), None)
@@ -615,11 +695,20 @@ class GAN(AdversarialModel):
         return data, labels
 
     def fake_samples(self, batch_size, labels=None, training=True):
-        """The generator's output for this replica's share of fresh noise."""
-        return self.generator(self.sample_noise(batch_size), training=training)
+        """The generator's output for this replica's share of fresh noise;
+        with `clusters`, for `labels` (default: clusters drawn from the noise)."""
+        noise = self.sample_noise(batch_size)
+        if not self.clusters:
+            return self.generator(noise, training=training)
+        return self.generator([noise, self.cluster_code(noise) if labels is None else labels], training=training)
 
     def discriminate(self, samples, labels=None, training=True):
-        """The discriminator's logits for samples (and, if conditional, their labels)."""
+        """The discriminator's logits for samples (and, if conditional or
+        self-conditioned, their labels)."""
+        if self.clusters:
+            if labels is None:
+                raise ValueError("A self-conditioned discriminator judges (sample, cluster) pairs: pass labels.")
+            return self.discriminator([samples, labels], training=training)
         return self.discriminator(samples, training=training)
 
     def after_discriminator_update(self):
@@ -636,7 +725,10 @@ class GAN(AdversarialModel):
 
     @property
     def sampling_generator(self):
-        """What samples, grids, evaluation and export use: the moving average if there is one."""
+        """What samples, grids, evaluation and export use: the moving average
+        if there is one; with `clusters`, behind the code that draws clusters."""
+        if self.clusters:
+            return self.ema_cluster_sampler if self.ema_decay else self.cluster_sampler
         return self.ema_generator if self.ema_decay else self.generator
 
     def augmented(self, samples):
@@ -728,7 +820,10 @@ class GAN(AdversarialModel):
 
     def generator_step(self, batch_size, labels=None):
         """One G update; returns G's adversarial loss and, with
-        `info_categories`, L_I (else None)."""
+        `info_categories`, L_I (else None). Without labels (outside `fit`),
+        a self-conditioned G draws clusters as sampling does."""
+        if self.clusters and labels is None:
+            labels = self.cluster_code(self.sample_noise(batch_size))
         with tf.GradientTape() as tape:
             if self.info_categories:  # the noise too, whose code Q must read back
                 z = self.sample_noise(batch_size)
@@ -1029,7 +1124,7 @@ class GAN(AdversarialModel):
         """An export holds the moving average, if any: G starts from it too."""
         super().restore_exported(weights)
         if self.ema_decay:
-            self.generator.set_weights(weights[0])
+            (self.cluster_sampler if self.clusters else self.generator).set_weights(weights[0])
 
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim, "d_steps": self.d_steps,
@@ -1040,7 +1135,7 @@ class GAN(AdversarialModel):
                 "ensemble_lambda": self.ensemble_lambda, "pack": self.pack, "snapshots": self.snapshot_count,
                 "snapshot_every": self.snapshot_every, "snapshot_weight": self.snapshot_weight,
                 "pool_size": self.pool_size, "d_until_accuracy": self.d_until_accuracy,
-                "info_categories": self.info_categories, "info_weight": self.info_weight}
+                "info_categories": self.info_categories, "info_weight": self.info_weight, "clusters": self.clusters}
 
 
 ENSEMBLES = ("mean", "softmax")

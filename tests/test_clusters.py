@@ -1,0 +1,134 @@
+"""Self-conditioning (`clusters`): the cluster drawn from z, k-means on the
+training images, which step trains what, replicas, saving, export and
+refusals."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.stats import norm
+
+import ganzoo
+from ganzoo import clusters, layers
+
+from conftest import tiny_model
+from test_models import values
+from test_stabilizers import assert_same_update_on_two_replicas
+
+SELF = {"clusters": 3}
+
+
+def two_kinds(n=24, shape=(16, 16, 1)):
+    """n images: the first third dark, the rest bright, with a little noise."""
+    rng = np.random.default_rng(0)
+    images = np.where(np.arange(n)[:, None, None, None] < n // 3, -0.8, 0.8) + rng.normal(0, 0.05, (n, *shape))
+    return images.astype("float32")
+
+
+def test_the_code_picks_clusters_by_the_normal_cdf_of_the_first_entry():
+    code = layers.ClusterCode(3)
+    code.set_frequencies([1, 2, 1])  # cdf 0.25, 0.75, 1
+    first = [-3.0, norm.ppf(0.2), norm.ppf(0.3), 0.0, norm.ppf(0.74), norm.ppf(0.76), 3.0]
+    z = np.zeros((len(first), 5), "float32")
+    z[:, 0] = first
+    np.testing.assert_array_equal(code(z).numpy(), [0, 0, 1, 1, 1, 2, 2])
+
+
+def test_drawn_clusters_follow_the_frequencies():
+    code = layers.ClusterCode(4)
+    code.set_frequencies([0.1, 0.2, 0.3, 0.4])
+    z = np.random.default_rng(0).normal(size=(40_000, 3)).astype("float32")
+    shares = np.bincount(code(z).numpy(), minlength=4) / len(z)
+    np.testing.assert_allclose(shares, [0.1, 0.2, 0.3, 0.4], atol=0.008)  # 3 standard errors
+
+
+def test_nearest_centroid_against_hand_computed_distances():
+    views = np.array([[0.0, 0.0], [2.0, 2.1], [-1.0, 3.0]], "float32")
+    centroids = np.array([[0.1, 0.0], [2.0, 2.0], [-1.0, 2.0]], "float32")
+    np.testing.assert_array_equal(clusters.nearest(views, centroids).numpy(), [0, 1, 2])
+
+
+def test_the_view_averages_large_images_down():
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
+    seen = clusters.view(images).numpy()
+    assert seen.shape == (2, 32 * 32 * 3)
+    np.testing.assert_allclose(seen[0, 0], images[0, :2, :2, 0].mean(), rtol=1e-5)
+
+
+def test_fit_clusters_separates_two_kinds_and_counts_them():
+    model = tiny_model("dcgan", clusters=2)
+    images = two_kinds()
+    model.fit_clusters(tf.data.Dataset.from_tensor_slices(images).batch(5))
+    labels = model.unpack_batch(tf.constant(images))[1].numpy()
+    assert len(set(labels[:8])) == 1 and len(set(labels[8:])) == 1 and labels[0] != labels[8]
+    frequencies = np.diff(model.cluster_code.cdf.numpy(), prepend=0.0)
+    assert frequencies[labels[0]] == pytest.approx(1 / 3) and frequencies[labels[8]] == pytest.approx(2 / 3)
+    assert int(model.clusters_fitted.numpy()) == 1
+
+
+def test_the_first_fit_fits_the_clusters_and_later_fits_keep_them():
+    model = tiny_model("dcgan", **SELF)
+    data = tf.data.Dataset.from_tensor_slices(two_kinds()).batch(8)
+    model.fit(data, epochs=1, verbose=0)
+    assert np.abs(model.cluster_centroids.numpy()).sum() > 0
+    kept = model.cluster_centroids.numpy().copy()
+    model.fit(data.map(lambda x: -x), epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.cluster_centroids.numpy(), kept)
+
+
+def test_the_generator_step_leaves_d_and_the_clusters_alone():
+    model = tiny_model("dcgan", **SELF)
+    model.fit_clusters(two_kinds())
+    d = values(model.discriminator.variables)
+    state = values([model.cluster_centroids, model.cluster_code.cdf])
+    g = values(model.generator.trainable_variables)
+    model.generator_step(8)
+    for before, v in zip(d, model.discriminator.variables):
+        np.testing.assert_array_equal(before, v.numpy())
+    assert all(not np.array_equal(b, v.numpy()) for b, v in zip(g, model.generator.trainable_variables))
+    real, labels = model.unpack_batch(tf.constant(two_kinds(8)))
+    model.discriminator_step(real, labels)
+    moved = {v.path for b, v in zip(d, model.discriminator.variables) if not np.array_equal(b, v.numpy())}
+    assert any("cluster_projection" in path for path in moved)
+    for before, v in zip(state, [model.cluster_centroids, model.cluster_code.cdf]):
+        np.testing.assert_array_equal(before, v.numpy())
+
+
+def test_one_and_two_replicas_make_the_same_update():
+    # Each model's first fit fits its clusters to the same data: the same k-means.
+    assert_same_update_on_two_replicas("dcgan", dict(SELF, augment="translation", ema_decay=0.9))
+
+
+def test_save_load_and_export_keep_the_clusters(tmp_path):
+    model = tiny_model("dcgan", **SELF)
+    model.fit(tf.data.Dataset.from_tensor_slices(two_kinds()).batch(8), epochs=1, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = ganzoo.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(loaded.cluster_centroids.numpy(), model.cluster_centroids.numpy())
+    np.testing.assert_array_equal(loaded.cluster_code.cdf.numpy(), model.cluster_code.cdf.numpy())
+    assert int(loaded.clusters_fitted.numpy()) == 1
+    z = model.sample_latent(6, seed=3)
+    np.testing.assert_allclose(loaded.generate_from(z), model.generate_from(z), atol=1e-6)
+    model.export(tmp_path / "export")
+    served = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"](z=tf.constant(z))["images"]
+    np.testing.assert_allclose(served.numpy(), model.generate_from(z), atol=1e-5)
+    # The sample's cluster is the one z's first entry draws: G for that cluster, directly.
+    direct = model.ema_generator([tf.constant(z), model.cluster_code(z)], training=False).numpy()
+    np.testing.assert_allclose(model.generate_from(z), direct, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, settings, message", [
+    ("dcgan", dict(clusters=1), "conditions on nothing"),
+    ("dcgan", dict(clusters=3, pack=2), "does not combine with pack"),
+    ("dcgan", dict(clusters=3, info_categories=2), "does not combine with info_categories"),
+    ("cgan", dict(clusters=3), "a conditional entry"),
+    ("pggan", dict(clusters=3), "a growing discriminator"),
+])
+def test_settings_that_cannot_work_are_refused(name, settings, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model(name, **settings)
+
+
+def test_too_few_images_for_the_clusters_are_refused():
+    model = tiny_model("dcgan", clusters=5)
+    with pytest.raises(ValueError, match="needs at least as many training images"):
+        model.fit_clusters(two_kinds(4))
