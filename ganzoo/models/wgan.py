@@ -89,8 +89,14 @@ class WGANGP(GAN):
 
     def discriminator_loss(self, real, fake, real_logits, fake_logits):
         alpha = self.replica_random(keras.random.uniform, tf.shape(real)[0], (1,) * (len(real.shape) - 1))
-        penalty = losses.gradient_penalty(self.discriminator, real, fake, alpha, weight=self.gp_weight,
-                                          group=self.pack)
+        critic = self.discriminator
+        if self.clusters:  # each interpolate judged with its real end's cluster, as its fake end was drawn
+            labels = self.unpack_batch(real)[1]
+
+            def critic(x, training):
+                return self.discriminate(x, labels, training=training)
+
+        penalty = losses.gradient_penalty(critic, real, fake, alpha, weight=self.gp_weight, group=self.pack)
         return super().discriminator_loss(real, fake, real_logits, fake_logits) + penalty
 
     def get_config(self):
