@@ -47,9 +47,13 @@ VARIANTS = {
     "r1": {"r1_weight": 1.0, "network_args": {"discriminator_norm": "layer"}},  # R1 refuses batch norm in D
     "layer-norm D": {"network_args": {"discriminator_norm": "layer"}},  # what "r1" changes besides R1
     "sn": {"network_args": {"discriminator_norm": "spectral"}},
+    "clusters": {"clusters": 20},  # self-conditioning (ganzoo/clusters.py)
+    "clusters+ema+translation,cutout": {"clusters": 20, "ema_decay": 0.999, "augment": "translation,cutout"},
+    "info": {"info_categories": 10},  # InfoGAN's categorical code
     "defaults": None,  # the entry's YAML as it is
 }
-OFF = {"ema_decay": None, "augment": None, "augment_probability": 1.0, "ada_target": None, "r1_weight": 0.0}
+OFF = {"ema_decay": None, "augment": None, "augment_probability": 1.0, "ada_target": None, "r1_weight": 0.0,
+       "clusters": 0, "info_categories": 0}
 
 
 def independent_judge():
