@@ -10,7 +10,7 @@ from scipy.stats import norm
 import ganzoo
 from ganzoo import clusters, layers
 
-from conftest import tiny_model
+from conftest import tiny_model, tiny_settings
 from test_models import values
 from test_stabilizers import assert_same_update_on_two_replicas
 
@@ -145,3 +145,17 @@ def test_every_fixed_size_noise_entry_trains_self_conditioned(name):
     model.generator_step(8)
     for before, v in zip(d, model.discriminator.variables):
         np.testing.assert_array_equal(before, v.numpy())
+
+
+def test_a_resumed_run_keeps_its_clusters(tmp_path, monkeypatch):
+    """ganzoo.train fits the clusters once; a resume restores them from the
+    checkpoint instead of fitting anew."""
+    options = dict(dataset="digits", out=tmp_path / "run", batch_size=16, verbose=0, eval_every=0,
+                   jit_compile=False, **{**tiny_settings("dcgan"), "clusters": 3})
+    first = ganzoo.train("dcgan", epochs=1, **options).model
+    fitted = []
+    monkeypatch.setattr(type(first), "fit_clusters", lambda self, data, **kw: fitted.append(data))
+    resumed = ganzoo.train("dcgan", epochs=2, resume=True, **options).model
+    assert fitted == []
+    np.testing.assert_array_equal(resumed.cluster_centroids.numpy(), first.cluster_centroids.numpy())
+    np.testing.assert_array_equal(resumed.cluster_code.cdf.numpy(), first.cluster_code.cdf.numpy())
