@@ -22,15 +22,17 @@ MAX_IMAGES = 10_000  # k-means fits on at most this many training images
 EMBEDDING = 16  # width of the cluster embedding the generator reads (cgan's default)
 
 
-def view(images):
-    """What k-means sees of `images` [batch, H, W, C]: float32 pixels,
-    area-averaged down to at most `MAX_SIDE` a side, one row per image."""
-    images = tf.cast(images, tf.float32)
-    height, width = images.shape[1], images.shape[2]
-    side = max(height, width)
-    if side > MAX_SIDE:
-        images = tf.image.resize(images, (height * MAX_SIDE // side, width * MAX_SIDE // side), method="area")
-    return tf.reshape(images, (tf.shape(images)[0], -1))
+def view(samples):
+    """What k-means sees of `samples`: float32, one row per sample; images
+    [batch, H, W, C] averaged over f x f blocks, the smallest whole f that
+    brings the larger side to at most `MAX_SIDE` (average pooling, which XLA
+    compiles; tf.image.resize's "area" it does not)."""
+    samples = tf.cast(samples, tf.float32)
+    if samples.shape.rank == 4:
+        factor = -(-max(samples.shape[1], samples.shape[2]) // MAX_SIDE)
+        if factor > 1:
+            samples = tf.nn.avg_pool2d(samples, factor, factor, padding="VALID")
+    return tf.reshape(samples, (tf.shape(samples)[0], -1))
 
 
 def fit(views, clusters, seed=0):

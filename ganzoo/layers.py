@@ -201,11 +201,15 @@ class ClusterCode(keras.layers.Layer):
     export and its serving signature still take one noise vector.
 
     The cumulative frequencies are a weight (`cluster_cdf`), set from the
-    training data by `GAN.fit_clusters` and saved with the model.
+    training data by `GAN.fit_clusters` and saved with the model. The CDF is
+    Bowling et al.'s (2009) logistic approximation, sigmoid(1.5976 x +
+    0.070566 x^3), within 1.4e-4 of the normal's everywhere: TFLite has no
+    erf, and the drawn frequencies differ from the data's by less than that.
+    Computed in float32 under any precision policy.
     """
 
     def __init__(self, clusters, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{"dtype": "float32", **kwargs})
         self.clusters = int(clusters)
         self.cdf = self.add_weight(
             shape=(self.clusters,), trainable=False, name="cluster_cdf",
@@ -213,7 +217,8 @@ class ClusterCode(keras.layers.Layer):
         )
 
     def call(self, z):
-        u = 0.5 * (1.0 + ops.erf(ops.cast(z[:, 0], "float32") / 2.0**0.5))
+        x = ops.cast(z[:, 0], "float32")
+        u = ops.sigmoid(1.5976 * x + 0.070566 * x * x * x)
         # Cluster k when cdf[k - 1] <= u < cdf[k]: the number of boundaries at or below u.
         below = ops.cast(self.cdf[None, :-1] <= u[:, None], "int32")
         return ops.sum(below, axis=1)
@@ -243,7 +248,7 @@ class CategoricalCode(keras.layers.Layer):
     """
 
     def __init__(self, categories, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{"dtype": "float32", **kwargs})  # the argmax of z as drawn, not of z rounded
         self.categories = int(categories)
 
     def call(self, z):

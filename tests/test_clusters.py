@@ -4,11 +4,12 @@ refusals."""
 
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 from scipy.stats import norm
 
 import ganzoo
-from ganzoo import clusters, layers
+from ganzoo import clusters, layers, loading
 
 from conftest import tiny_model, tiny_settings
 from test_models import values
@@ -111,9 +112,71 @@ def test_save_load_and_export_keep_the_clusters(tmp_path):
     model.export(tmp_path / "export")
     served = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"](z=tf.constant(z))["images"]
     np.testing.assert_allclose(served.numpy(), model.generate_from(z), atol=1e-5)
-    # The sample's cluster is the one z's first entry draws: G for that cluster, directly.
-    direct = model.ema_generator([tf.constant(z), model.cluster_code(z)], training=False).numpy()
+    # The sample's cluster is the one z's first entry draws by the normal CDF
+    # (computed here by scipy): G for that cluster, directly.
+    cdf = model.cluster_code.cdf.numpy()
+    k = np.searchsorted(cdf[:-1], norm.cdf(z[:, 0]), side="right").astype("int32")
+    direct = model.ema_generator([tf.constant(z), tf.constant(k)], training=False).numpy()
     np.testing.assert_allclose(model.generate_from(z), direct, atol=1e-6)
+
+
+def test_the_logistic_cdf_is_within_its_bound_of_the_normal():
+    x = np.linspace(-8, 8, 20_001).astype("float32")
+    code = layers.ClusterCode(2)
+    for boundary in (0.01, 0.3, 0.5, 0.77, 0.99):
+        code.cdf.assign([boundary, 1.0])
+        drawn = code(np.stack([x, x], axis=1)).numpy()
+        # Cluster 1 begins where the approximation crosses the boundary: within 1.4e-4 of the true CDF.
+        start = x[drawn.argmax()]
+        assert abs(norm.cdf(start) - boundary) < 1.5e-4, (boundary, start)
+
+
+def test_mixed_precision_trains_and_samples():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # the CPU's mixed policy
+    try:
+        model = tiny_model("dcgan", **SELF)
+        model.fit(tf.data.Dataset.from_tensor_slices(two_kinds()).batch(8), epochs=1, verbose=0)
+        samples = model.generate(4, seed=0)
+        assert samples.shape == (4, 16, 16, 1) and np.isfinite(samples).all()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_xla_compiles_the_step_on_images_larger_than_the_view():
+    model = tiny_model("dcgan", data_shape=(64, 64, 1), jit_compile=True, **SELF)
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 64, 64, 1)).astype("float32")
+    history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(8), epochs=1, verbose=0).history
+    assert np.isfinite(history["d_loss"][-1])
+    assert model.cluster_centroids.shape == (3, 32 * 32)
+
+
+def test_tflite_export_of_a_self_conditioned_generator():
+    model = tiny_model("dcgan", **SELF)
+    model.fit_clusters(two_kinds())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [tf.function(lambda z: model.sampling_generator(z, training=False)).get_concrete_function(
+            tf.TensorSpec([2, model.latent_dim], tf.float32))])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no TF Select ops
+    interpreter = tf.lite.Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    z = model.sample_latent(2, seed=1)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], z)
+    interpreter.invoke()
+    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(out, model.generate_from(z), atol=1e-4)
+
+
+def test_a_model_from_an_export_refuses_to_refit_its_clusters(tmp_path, monkeypatch):
+    model = tiny_model("dcgan", **SELF)
+    model.fit(tf.data.Dataset.from_tensor_slices(two_kinds()).batch(8), epochs=1, verbose=0)
+    model.export(tmp_path / "dcgan" / "1")
+    monkeypatch.setenv("GANZOO_PRETRAINED", str(tmp_path))
+    restored = tiny_model("dcgan", **SELF)
+    loading.restore_pretrained(restored, "dcgan")
+    z = model.sample_latent(3, seed=2)
+    np.testing.assert_allclose(restored.generate_from(z), model.generate_from(z), atol=1e-6)
+    with pytest.raises(ValueError, match="not the centroids"):
+        restored.fit(tf.data.Dataset.from_tensor_slices(two_kinds()).batch(8), epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize("name, settings, message", [

@@ -608,7 +608,7 @@ class GAN(AdversarialModel):
         if isinstance(data, tf.data.Dataset):
             views, count = [], 0
             for batch in data:
-                images = self.unpack_batch(batch, assign=False)[0]
+                images = self._unpack(batch)[0]
                 views.append(clusters_lib.view(images).numpy())
                 count += len(views[-1])
                 if count >= max_images:
@@ -626,8 +626,18 @@ class GAN(AdversarialModel):
     def fit(self, x=None, *args, **kwargs):
         """`keras.Model.fit`; with `clusters`, the first fit first fits the clusters to `x`."""
         if self.clusters and not int(self.clusters_fitted.numpy()):
+            if getattr(self, "_sampler_from_export", False):
+                raise ValueError(
+                    "This self-conditioned model was restored from an export, which holds the generator and the "
+                    "clusters' frequencies but not the centroids that label real images: fitting them anew would "
+                    "renumber the clusters under the generator. Continue its run instead "
+                    "(`ganzoo train NAME --out RUN --resume`, or ganzoo.load_model(RUN/model.keras)).")
             self.fit_clusters(x)
         return super().fit(x, *args, **kwargs)
+
+    def cluster_labels(self, images):
+        """The cluster of each image: its nearest centroid."""
+        return clusters_lib.nearest(clusters_lib.view(images), self.cluster_centroids)
 
     def info_loss(self, z, fake):
         """InfoGAN's L_I up to the constant H(c): Q's cross-entropy in reading
@@ -672,13 +682,13 @@ class GAN(AdversarialModel):
     def discriminator_variables(self):
         return self.discriminator.trainable_variables
 
-    def unpack_batch(self, data, assign=True):
+    def unpack_batch(self, data):
         """`(samples, labels)` from a dataset element: `x`, `(x,)`, `(x, y)`,
         `{"image": x, "label": y}`; labels are None when there are none.
-        With `clusters` (and `assign`), the labels are the samples' clusters."""
+        With `clusters`, the labels are the samples' clusters."""
         images, labels = self._unpack(data)
-        if self.clusters and assign:
-            return images, clusters_lib.nearest(clusters_lib.view(images), self.cluster_centroids)
+        if self.clusters:
+            return images, self.cluster_labels(images)
         return images, labels
 
     @staticmethod
@@ -750,6 +760,9 @@ class GAN(AdversarialModel):
         changes nothing else.
         """
 
+        if self.clusters and labels is None:
+            labels = self.cluster_labels(real)
+
         def critic(x, training):
             with keras.StatelessScope():
                 return self.discriminate(x, labels, training=training)
@@ -793,6 +806,8 @@ class GAN(AdversarialModel):
 
     # ------------------------------------------------------------- steps
     def discriminator_step(self, real, labels=None):
+        if self.clusters and labels is None:  # called outside `fit`, on images alone
+            labels = self.cluster_labels(real)
         fake = self.fake_samples(tf.shape(real)[0], labels)
         if self.pool_size:
             fake = self.fake_pool(ops.stop_gradient(fake))
@@ -1125,6 +1140,8 @@ class GAN(AdversarialModel):
         super().restore_exported(weights)
         if self.ema_decay:
             (self.cluster_sampler if self.clusters else self.generator).set_weights(weights[0])
+        if self.clusters:
+            self._sampler_from_export = True  # no centroids in an export: `fit` refuses to guess them
 
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim, "d_steps": self.d_steps,
