@@ -128,7 +128,7 @@ def check_stats_of_a_folder_equal_pytorch_fids_and_evaluate_reads_them(reference
     theirs = tmp_path / "theirs.npz"
     np.savez(theirs, mu=ref["folder_mu"], sigma=ref["folder_sigma"])
     report = tmp_path / "e.json"
-    model = str(Path(__file__).parents[1] / "saved_models" / "dcgan" / "1")
+    model = str(Path(__file__).parents[1] / "saved_models" / "dcgan" / "2")
     evaluate = ["evaluate", model, "--reference-stats", str(theirs), "--weights", weights, "--n", "10"]
     assert cli.main(evaluate + ["--out", str(report)]) == 2
     assert "--resize legacy_pytorch" in capsys.readouterr().err
