@@ -242,7 +242,8 @@ def compare(name, rounds, steps):
 
     twin_model = TWINS[name]()
     batch = getattr(twin_model, "batch", BATCH)
-    stabilisers = {} if name == "cyclegan" else {"ema_decay": None, "augment": None}  # cyclegan has none
+    # The twins are the plain networks: no EMA, augmentation or self-conditioning (cyclegan has none).
+    stabilisers = {} if name == "cyclegan" else {"ema_decay": None, "augment": None, "clusters": 0}
     model = ganzoo.load(name, **stabilisers, jit_compile=False, seed=0)
     data = tf.data.Dataset.from_tensors(batch_of(model, batch)).repeat()
     for _ in range(2):

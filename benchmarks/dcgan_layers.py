@@ -41,7 +41,7 @@ def main():
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
-    model = ganzoo.load("dcgan", data_shape=(args.size, args.size, 1))
+    model = ganzoo.load("dcgan", data_shape=(args.size, args.size, 1), clusters=0)  # the layer chain alone
     first_inputs = (tf.random.normal((args.batch, model.latent_dim)),
                     tf.random.uniform((args.batch, args.size, args.size, 1), -1, 1))
     print(f"{'net':4s} {'layer':20s} {'output':>18} {'fwd ms':>7} {'f+b ms':>7} {'fwd GFLOP/s':>11} {'f+b GFLOP/s':>11}")
