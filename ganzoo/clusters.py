@@ -19,7 +19,7 @@ from keras import layers, ops
 
 MAX_SIDE = 32  # k-means works on images averaged down to this side at most
 MAX_IMAGES = 10_000  # k-means fits on at most this many training images
-EMBEDDING = 16  # width of the cluster embedding the generator reads (cgan's default)
+EMBEDDING = 16  # default width of the cluster embedding the generator reads (cgan's)
 
 
 def view(samples):
@@ -54,14 +54,14 @@ def nearest(views, centroids):
     return ops.cast(ops.argmin(distances, axis=1), "int32")
 
 
-def conditioned_pair(generator, discriminator, latent_dim, clusters):
+def conditioned_pair(generator, discriminator, latent_dim, clusters, embedding=EMBEDDING):
     """The pair conditioned on a cluster id: G(z, k) = generator([z, embed(k)])
-    (its input is `latent_dim + EMBEDDING` wide) and the projection
+    (its input is `latent_dim + embedding` wide) and the projection
     discriminator D(x, k) = discriminator(x) + <embed(k), phi(x)> (Miyato &
     Koyama 2018), phi being what the discriminator's last layer reads."""
     z = keras.Input((latent_dim,), name="z")
     k = keras.Input((), dtype="int32", name="clusters")
-    code = layers.Embedding(clusters, EMBEDDING, name="cluster_embedding")(k)
+    code = layers.Embedding(clusters, embedding, name="cluster_embedding")(k)
     conditioned_g = keras.Model([z, k], generator(layers.Concatenate()([z, code])), name="generator")
 
     image = keras.Input(discriminator.inputs[0].shape[1:], name="image")

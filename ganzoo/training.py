@@ -403,7 +403,7 @@ def _choose_xla(cls, name, model, train_data, dataset_name, settings, defaults, 
         # Workers would have to agree on the timing; XLA cannot place variables on several CPU devices.
         return {"xla": bool(model.jit_compile), "source": "Keras' auto: not measured with this strategy"}
     key = xla.cache_key(name, model.data_shape, settings["batch_size"], strategy.num_replicas_in_sync,
-                        keras.mixed_precision.global_policy().name)
+                        keras.mixed_precision.global_policy().name, config=model.get_config())
     first = train_data.take(1).cache()
     use_xla, record = xla.choose(
         lambda on: _build_model(cls, name, train_data, dataset_name, settings, on, defaults), first, key, log=log)

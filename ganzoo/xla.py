@@ -6,7 +6,7 @@ type: on one AVX-512 CPU it measured 0.73-1.08x, on an AVX2-only one 1.4-1.5x
 entry says `auto` (and no `--jit`/`--no-jit`) times a few steps of a
 throwaway copy of the model each way on the run's first batch and keeps the
 faster. The choice is cached per machine, TensorFlow version, entry, sample
-shape, batch, replicas and precision (`$GANZOO_CACHE/xla_choices.json`), so
+shape, batch, replicas, precision and model settings (`$GANZOO_CACHE/xla_choices.json`), so
 only a run's first start pays for it (two traces, a few seconds), and it is
 recorded in `run.json` (`xla`) and printed.
 
@@ -59,18 +59,24 @@ def machine_signature():
     return f"{cpu} (flags {digest}) {os.cpu_count()} cpus" + (f", {', '.join(gpus)}" if gpus else "")
 
 
-def cache_key(entry, data_shape, batch_size, replicas, precision):
-    return "|".join([machine_signature(), tf.__version__, str(entry), "x".join(map(str, data_shape)),
-                     f"batch {batch_size}", f"{replicas} replicas", str(precision)])
+def cache_key(entry, data_shape, batch_size, replicas, precision, config=None):
+    """The cache's key; `config` (the model's `get_config()`) tells apart runs
+    of one entry with different overrides (width, clusters, augmentation)."""
+    parts = [machine_signature(), tf.__version__, str(entry), "x".join(map(str, data_shape)),
+             f"batch {batch_size}", f"{replicas} replicas", str(precision)]
+    if config is not None:
+        settings = {k: v for k, v in config.items() if k not in ("seed", "name", "trainable", "dtype")}
+        parts.append(hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12])
+    return "|".join(parts)
 
 
 def seconds_per_step(model, dataset, warmup=WARMUP_STEPS, steps=TIMED_STEPS):
     """Wall seconds of one `fit` step of `model` on `dataset` (one batch,
     repeated), after `warmup` steps that trace and compile."""
     repeated = dataset.repeat()
-    model.fit(repeated, steps_per_epoch=warmup, epochs=1, verbose=0)
+    model.fit(repeated, steps_per_epoch=warmup, epochs=1, shuffle=False, verbose=0)
     start = time.perf_counter()
-    model.fit(repeated, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(repeated, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
     return (time.perf_counter() - start) / steps
 
 

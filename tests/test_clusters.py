@@ -120,6 +120,18 @@ def test_save_load_and_export_keep_the_clusters(tmp_path):
     np.testing.assert_allclose(model.generate_from(z), direct, atol=1e-6)
 
 
+def test_the_cluster_embedding_width_sets_g_input_and_survives_saving(tmp_path):
+    model = tiny_model("dcgan", clusters=3, cluster_embedding=5)
+    embedding = model.generator.get_layer("cluster_embedding")
+    assert tuple(embedding.embeddings.shape) == (3, 5)
+    inner = [layer for layer in model.generator.layers if isinstance(layer, keras.Model)][0]
+    assert inner.inputs[0].shape[-1] == model.latent_dim + 5
+    model.save(tmp_path / "model.keras")
+    assert ganzoo.load_model(tmp_path / "model.keras").cluster_embedding == 5
+    with pytest.raises(ValueError, match="cluster_embedding"):
+        tiny_model("dcgan", clusters=3, cluster_embedding=0)
+
+
 def test_the_logistic_cdf_is_within_its_bound_of_the_normal():
     x = np.linspace(-8, 8, 20_001).astype("float32")
     code = layers.ClusterCode(2)

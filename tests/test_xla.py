@@ -77,6 +77,14 @@ def test_the_machine_signature_names_the_cpu():
     assert xla.cache_key("dcgan", (32, 32, 1), 64, 1, "float32").count("|") == 6
 
 
+def test_the_cache_key_tells_overrides_apart_but_not_seeds():
+    def key(**config):
+        return xla.cache_key("dcgan", (32, 32, 1), 64, 1, "float32", config={"latent_dim": 100, **config})
+
+    assert key(clusters=20) != key(clusters=0)
+    assert key(clusters=20, seed=1) == key(clusters=20, seed=2)
+
+
 @pytest.mark.parametrize("value,expected", [("0", False), ("off", False), ("1", True), ("", True)])
 def test_the_probe_can_be_turned_off(monkeypatch, value, expected):
     monkeypatch.setenv("GANZOO_XLA_PROBE", value)

@@ -428,6 +428,8 @@ class GAN(AdversarialModel):
         info_weight: lambda of InfoGAN's L_I term in G's loss.
         clusters: K of self-conditioning (0: none); fitted by `fit_clusters`,
             which the first `fit` calls on its data.
+        cluster_embedding: width of the cluster code the generator reads
+            beside z (with `clusters`); it widens G's input layer.
     """
 
     default_network = "mlp"
@@ -439,7 +441,8 @@ class GAN(AdversarialModel):
                  ema_decay=None, augment=None, augment_probability=1.0, ada_target=None, ada_images=20_000,
                  r1_weight=0.0, r1_every=1, discriminators=1, ensemble="mean", ensemble_lambda=1.0, pack=1,
                  snapshots=0, snapshot_every=1000, snapshot_weight=0.5, pool_size=0, d_until_accuracy=None,
-                 info_categories=0, info_weight=1.0, clusters=0, **kwargs):
+                 info_categories=0, info_weight=1.0, clusters=0, cluster_embedding=clusters_lib.EMBEDDING,
+                 **kwargs):
         self.latent_dim = _count("latent_dim", latent_dim, MAX_LATENT)  # read by build_networks
         self.d_steps = _count("d_steps", d_steps, 1000)
         self.discriminator_count = _count("discriminators", discriminators, 64)  # read by build_networks
@@ -485,6 +488,7 @@ class GAN(AdversarialModel):
             )
         self.info_weight = _non_negative("info_weight", info_weight)
         self.clusters = _count("clusters", clusters, 10_000, least=0)  # read by build_networks
+        self.cluster_embedding = _count("cluster_embedding", cluster_embedding, 4096)  # read by build_networks
         if self.clusters == 1:
             raise ValueError("clusters=1 puts every image in one cluster, which conditions on nothing: "
                              "use 0 (off) or 2 or more.")
@@ -543,8 +547,9 @@ class GAN(AdversarialModel):
         packing, `self.discriminator` is a `Judges` switch over them."""
         extra = {"num_classes": self.num_classes} if self.conditional else {}
         if self.clusters:  # the networks' input is wider by the cluster embedding
-            pair = self.build_network_pair(latent_dim=self.latent_dim + clusters_lib.EMBEDDING)
-            self.generator, plain = clusters_lib.conditioned_pair(*pair, self.latent_dim, self.clusters)
+            pair = self.build_network_pair(latent_dim=self.latent_dim + self.cluster_embedding)
+            self.generator, plain = clusters_lib.conditioned_pair(*pair, self.latent_dim, self.clusters,
+                                                                  self.cluster_embedding)
         else:
             self.generator, plain = self.build_network_pair(**extra)
         self.add_info_code()
@@ -1152,7 +1157,8 @@ class GAN(AdversarialModel):
                 "ensemble_lambda": self.ensemble_lambda, "pack": self.pack, "snapshots": self.snapshot_count,
                 "snapshot_every": self.snapshot_every, "snapshot_weight": self.snapshot_weight,
                 "pool_size": self.pool_size, "d_until_accuracy": self.d_until_accuracy,
-                "info_categories": self.info_categories, "info_weight": self.info_weight, "clusters": self.clusters}
+                "info_categories": self.info_categories, "info_weight": self.info_weight, "clusters": self.clusters,
+                "cluster_embedding": self.cluster_embedding}
 
 
 ENSEMBLES = ("mean", "softmax")
