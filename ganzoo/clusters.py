@@ -17,9 +17,25 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from ganzoo import networks
+
 MAX_SIDE = 32  # k-means works on images averaged down to this side at most
 MAX_IMAGES = 10_000  # k-means fits on at most this many training images
 EMBEDDING = 16  # default width of the cluster embedding the generator reads (cgan's)
+
+
+def pooling_factor(height, width):
+    """The smallest whole f such that f x f average pooling brings the larger
+    side of an image to at most `MAX_SIDE`."""
+    return -(-max(height, width) // MAX_SIDE)
+
+
+def view_size(data_shape):
+    """The length of a sample's row in `view`."""
+    if len(data_shape) != 3:
+        return int(np.prod(data_shape))
+    factor = pooling_factor(*data_shape[:2])
+    return (data_shape[0] // factor) * (data_shape[1] // factor) * data_shape[2]
 
 
 def view(samples):
@@ -29,7 +45,7 @@ def view(samples):
     compiles; tf.image.resize's "area" it does not)."""
     samples = tf.cast(samples, tf.float32)
     if samples.shape.rank == 4:
-        factor = -(-max(samples.shape[1], samples.shape[2]) // MAX_SIDE)
+        factor = pooling_factor(samples.shape[1], samples.shape[2])
         if factor > 1:
             samples = tf.nn.avg_pool2d(samples, factor, factor, padding="VALID")
     return tf.reshape(samples, (tf.shape(samples)[0], -1))
@@ -66,7 +82,7 @@ def conditioned_pair(generator, discriminator, latent_dim, clusters, embedding=E
 
     image = keras.Input(discriminator.inputs[0].shape[1:], name="image")
     image_k = keras.Input((), dtype="int32", name="clusters")
-    with_features = keras.Model(discriminator.inputs, [discriminator.outputs[0], discriminator.layers[-1].input],
+    with_features = keras.Model(discriminator.inputs, [discriminator.outputs[0], networks.features(discriminator)],
                                 name=discriminator.name)
     logits, features = with_features(image)
     embedded = layers.Embedding(clusters, features.shape[-1], name="cluster_projection",

@@ -254,9 +254,13 @@ class CategoricalCode(keras.layers.Layer):
     def call(self, z):
         return ops.concatenate([self.code(z), z[:, self.categories:]], axis=-1)
 
+    def index(self, z):
+        """The category of each row of `z`: the argmax of its first entries."""
+        return ops.argmax(z[:, : self.categories], axis=-1)
+
     def code(self, z):
         """The one-hot code of each row of `z`."""
-        return ops.one_hot(ops.argmax(z[:, : self.categories], axis=-1), self.categories, dtype=z.dtype)
+        return ops.one_hot(self.index(z), self.categories, dtype=z.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -37,6 +37,12 @@ def register_network(name, kind="unconditional"):
     return decorator
 
 
+def features(discriminator):
+    """The discriminator's features: the symbolic tensor its last (logit)
+    layer reads, which a projection head or InfoGAN's Q reads as well."""
+    return discriminator.layers[-1].input
+
+
 def list_networks(kind=None):
     """Registered names, all or of one kind."""
     return sorted(n for n in _NETWORKS if kind is None or _KINDS[n] == kind)

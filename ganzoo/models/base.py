@@ -582,20 +582,19 @@ class GAN(AdversarialModel):
         if not self.info_categories:
             return
         z = keras.Input((self.latent_dim,), name="z")
-        self.generator = keras.Model(z, self.generator(CategoricalCode(self.info_categories, name="code")(z)),
-                                     name="generator")
+        self.info_code = CategoricalCode(self.info_categories, name="code")
+        self.generator = keras.Model(z, self.generator(self.info_code(z)), name="generator")
         body = self.build_network_pair()[1]
         _initialise_anew(body, [self.seed or 0, 1000])
         # Q reads what D's logit layer reads: D's features, its own weights.
-        logits = keras.layers.Dense(self.info_categories, dtype="float32", name="code_logits")(body.layers[-1].input)
+        logits = keras.layers.Dense(self.info_categories, dtype="float32", name="code_logits")(networks.features(body))
         self.info_network = keras.Model(body.inputs, logits, name="info_network")
 
     def add_cluster_state(self):
         """Self-conditioning's state: the centroids that assign real images to
         clusters, whether they are fitted, and the z -> images networks that
         sample (G and its average behind one `ClusterCode`)."""
-        pixels = int(clusters_lib.view(tf.zeros((1, *self.data_shape))).shape[-1])
-        self.cluster_centroids = self.add_weight(shape=(self.clusters, pixels), initializer="zeros",
+        self.cluster_centroids = self.add_weight(shape=(self.clusters, clusters_lib.view_size(self.data_shape)), initializer="zeros",
                                                  trainable=False, name="cluster_centroids")
         self.clusters_fitted = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
                                                name="clusters_fitted")
@@ -644,10 +643,17 @@ class GAN(AdversarialModel):
         """The cluster of each image: its nearest centroid."""
         return clusters_lib.nearest(clusters_lib.view(images), self.cluster_centroids)
 
+    def labels_of(self, real, labels=None):
+        """`labels`; or, self-conditioned and called on images alone (outside
+        `fit`, whose batches come labelled by `unpack_batch`), their clusters."""
+        if self.clusters and labels is None:
+            return self.cluster_labels(real)
+        return labels
+
     def info_loss(self, z, fake):
         """InfoGAN's L_I up to the constant H(c): Q's cross-entropy in reading
         the code of `z` off the samples `fake` drawn from it."""
-        code = ops.argmax(z[:, : self.info_categories], axis=-1)
+        code = self.info_code.index(z)
         logits = self.info_network(fake, training=True)
         return ops.mean(keras.losses.sparse_categorical_crossentropy(code, logits, from_logits=True))
 
@@ -764,9 +770,7 @@ class GAN(AdversarialModel):
         draws noise nor moves D's state, so whether a lazy step runs it
         changes nothing else.
         """
-
-        if self.clusters and labels is None:
-            labels = self.cluster_labels(real)
+        labels = self.labels_of(real, labels)
 
         def critic(x, training):
             with keras.StatelessScope():
@@ -811,8 +815,7 @@ class GAN(AdversarialModel):
 
     # ------------------------------------------------------------- steps
     def discriminator_step(self, real, labels=None):
-        if self.clusters and labels is None:  # called outside `fit`, on images alone
-            labels = self.cluster_labels(real)
+        labels = self.labels_of(real, labels)
         fake = self.fake_samples(tf.shape(real)[0], labels)
         if self.pool_size:
             fake = self.fake_pool(ops.stop_gradient(fake))

@@ -91,7 +91,7 @@ class WGANGP(GAN):
         alpha = self.replica_random(keras.random.uniform, tf.shape(real)[0], (1,) * (len(real.shape) - 1))
         critic = self.discriminator
         if self.clusters:  # each interpolate judged with its real end's cluster, as its fake end was drawn
-            labels = self.cluster_labels(real)
+            labels = self.labels_of(real)
 
             def critic(x, training):
                 return self.discriminate(x, labels, training=training)
