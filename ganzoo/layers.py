@@ -215,6 +215,7 @@ class ClusterCode(keras.layers.Layer):
             shape=(self.clusters,), trainable=False, name="cluster_cdf",
             initializer=keras.initializers.Constant([(k + 1) / self.clusters for k in range(self.clusters)]),
         )
+        self.built = True  # its one weight is made here, whatever it is called on
 
     def call(self, z):
         x = ops.cast(z[:, 0], "float32")

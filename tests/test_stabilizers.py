@@ -299,3 +299,21 @@ def test_power_iteration_vectors_are_saved_and_loaded(tmp_path):
     for other in (ganzoo.load_model(tmp_path / "model.keras"), fresh):
         us = [(a, b) for a, b in zip(model.discriminator.weights, other.discriminator.weights) if a.name == "power_u"]
         assert us and all(np.array_equal(a.numpy(), b.numpy()) for a, b in us)
+
+
+def test_wgan_gp_penalises_the_critic_as_it_is_trained_on_augmented_inputs():
+    """The penalty is on D(augment(x_hat)), which the critic's loss reads, not
+    on D(x_hat): a critic penalised on plain interpolates is free on the
+    augmented images it is trained on."""
+    model = tiny_model("wgan_gp", augment="translation")
+    real, fake = batch_for(model, 4, seed=0), batch_for(model, 4, seed=1)
+    alpha = tf.fill((4, 1, 1, 1), 0.3)
+    model.replica_random = lambda *args, **kwargs: alpha
+    model.augmented = lambda x: x[:, :, ::-1, :] * 0.5  # a fixed stand-in for the random policy
+    zeros = tf.zeros((4, 1))  # the Wasserstein term is then 0: what is left is the penalty
+    penalty = float(model.discriminator_loss(real, fake, zeros, zeros))
+    on_augmented = losses.gradient_penalty(lambda x, training: model.discriminator(model.augmented(x), training=training),
+                                           real, fake, alpha)
+    plain = losses.gradient_penalty(model.discriminator, real, fake, alpha)
+    assert penalty == pytest.approx(float(on_augmented), rel=1e-5)
+    assert penalty != pytest.approx(float(plain), rel=1e-2)

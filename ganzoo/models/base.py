@@ -494,7 +494,7 @@ class GAN(AdversarialModel):
                              "use 0 (off) or 2 or more.")
         if self.clusters:
             clashing = [name for name, on in [
-                ("a conditional entry", self.conditional), ("a growing discriminator", not self.fixed_discriminator),
+                ("a conditional entry", self.conditional),
                 ("pack", self.pack > 1), ("pool_size", self.pool_size), ("discriminators", self.discriminator_count > 1),
                 ("snapshots", self.snapshot_count), ("info_categories", self.info_categories)] if on]
             if clashing:
@@ -546,10 +546,8 @@ class GAN(AdversarialModel):
         (`self.generator`, `self.discriminator`). With an ensemble or
         packing, `self.discriminator` is a `Judges` switch over them."""
         extra = {"num_classes": self.num_classes} if self.conditional else {}
-        if self.clusters:  # the networks' input is wider by the cluster embedding
-            pair = self.build_network_pair(latent_dim=self.latent_dim + self.cluster_embedding)
-            self.generator, plain = clusters_lib.conditioned_pair(*pair, self.latent_dim, self.clusters,
-                                                                  self.cluster_embedding)
+        if self.clusters:
+            self.generator, plain = self.build_self_conditioned_pair()
         else:
             self.generator, plain = self.build_network_pair(**extra)
         self.add_info_code()
@@ -575,6 +573,18 @@ class GAN(AdversarialModel):
             members.append(snapshot)
         self.discriminator = members[0] if len(members) == 1 else Judges(members, name="discriminators")
 
+    def build_self_conditioned_pair(self):
+        """With `clusters`: G(z, k) and D(x, k), conditioned on the cluster k
+        (`ganzoo.clusters.conditioned_pair`); G's input is wider by the
+        cluster embedding."""
+        pair = self.build_network_pair(latent_dim=self.latent_dim + self.cluster_embedding)
+        return clusters_lib.conditioned_pair(*pair, self.latent_dim, self.clusters, self.cluster_embedding)
+
+    def cluster_sampler_for(self, generator, name):
+        """z -> images: `generator` (a G(z, k)) behind the code that draws k from z."""
+        z = keras.Input((self.latent_dim,), name="z")
+        return keras.Model(z, generator([z, self.cluster_code(z)]), name=name)
+
     def add_info_code(self):
         """With `info_categories`: G reads its code off z (`CategoricalCode`),
         and `self.info_network` is Q, D's architecture with K logits in place
@@ -599,11 +609,9 @@ class GAN(AdversarialModel):
         self.clusters_fitted = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
                                                name="clusters_fitted")
         self.cluster_code = ClusterCode(self.clusters, name="cluster_code")
-        z = keras.Input((self.latent_dim,), name="z")
-        self.cluster_sampler = keras.Model(z, self.generator([z, self.cluster_code(z)]), name="sampler")
+        self.cluster_sampler = self.cluster_sampler_for(self.generator, "sampler")
         if self.ema_decay:
-            self.ema_cluster_sampler = keras.Model(z, self.ema_generator([z, self.cluster_code(z)]),
-                                                   name="ema_sampler")
+            self.ema_cluster_sampler = self.cluster_sampler_for(self.ema_generator, "ema_sampler")
 
     def fit_clusters(self, data, max_images=clusters_lib.MAX_IMAGES):
         """Fit self-conditioning's k-means to up to `max_images` images of

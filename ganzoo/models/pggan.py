@@ -85,10 +85,15 @@ class ProgressiveGenerator(keras.Model):
     """z -> pixel norm -> 4x4 -> [upsample, 2 x (3x3 conv, LReLU, pixel norm)]
     per doubling; a 1x1 toRGB after every level. Linear output."""
 
-    def __init__(self, latent_dim, data_shape, fmap_base=2048, fmap_max=128, **kwargs):
+    def __init__(self, latent_dim, data_shape, fmap_base=2048, fmap_max=128, clusters=0, cluster_embedding=16,
+                 **kwargs):
         super().__init__(**kwargs)
         self.latent_dim, self.data_shape = int(latent_dim), tuple(data_shape)
         self.fmap_base, self.fmap_max = int(fmap_base), int(fmap_max)
+        # Self-conditioned (GAN's `clusters`): G reads [z, k], k's embedding beside z.
+        self.clusters, self.cluster_embedding = int(clusters), int(cluster_embedding)
+        if self.clusters:
+            self.embedding = keras.layers.Embedding(self.clusters, self.cluster_embedding, name="cluster_embedding")
         self.sizes = resolutions(self.data_shape[0])
         width = [min(self.fmap_base // r, self.fmap_max) for r in self.sizes]
         channels = self.data_shape[-1]
@@ -104,10 +109,15 @@ class ProgressiveGenerator(keras.Model):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self(ops.zeros((1, self.latent_dim)))
+        z = ops.zeros((1, self.latent_dim))
+        self([z, ops.zeros((1,), "int32")] if self.clusters else z)
 
     def level_images(self, z, top=None):
-        """The toRGB image of every level up to `top` (default all), 4x4 first."""
+        """The toRGB image of every level up to `top` (default all), 4x4 first;
+        `z` is `[z, clusters]` when self-conditioned."""
+        if self.clusters:  # as the paper's conditional G: the label joins z before the pixel norm
+            z, k = z
+            z = ops.concatenate([z, ops.cast(self.embedding(k), z.dtype)], axis=-1)
         x = self.pixel_norm(z)
         x = ops.reshape(_lrelu(self.project(x)), (-1, 4, 4, self.project.units // 16))
         x = self.pixel_norm(_lrelu(self.head(self.pixel_norm(x))))
@@ -144,7 +154,8 @@ class ProgressiveGenerator(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim, "data_shape": list(self.data_shape),
-                "fmap_base": self.fmap_base, "fmap_max": self.fmap_max}
+                "fmap_base": self.fmap_base, "fmap_max": self.fmap_max, "clusters": self.clusters,
+                "cluster_embedding": self.cluster_embedding}
 
 
 @keras.saving.register_keras_serializable(package="ganzoo")
@@ -153,10 +164,11 @@ class ProgressiveDiscriminator(keras.Model):
     average pooling; at 4x4 minibatch stddev, a 3x3 and a 4x4 conv (here a
     dense layer) and a linear output."""
 
-    def __init__(self, data_shape, fmap_base=2048, fmap_max=128, group_size=4, **kwargs):
+    def __init__(self, data_shape, fmap_base=2048, fmap_max=128, group_size=4, clusters=0, **kwargs):
         super().__init__(**kwargs)
         self.data_shape = tuple(data_shape)
         self.fmap_base, self.fmap_max, self.group_size = int(fmap_base), int(fmap_max), int(group_size)
+        self.clusters = int(clusters)
         self.sizes = resolutions(self.data_shape[0])
         width = [min(self.fmap_base // r, self.fmap_max) for r in self.sizes]
         self.from_rgb = [EqualizedConv2D(w, 1) for w in width]
@@ -166,29 +178,38 @@ class ProgressiveDiscriminator(keras.Model):
         self.tail_conv = EqualizedConv2D(width[0], 3)
         self.tail_dense = EqualizedDense(width[0])
         self.logit = EqualizedDense(1, gain=1.0)
+        if self.clusters:  # the projection discriminator's class embedding (Miyato & Koyama 2018)
+            self.projection = keras.layers.Embedding(
+                self.clusters, width[0], name="cluster_projection",
+                embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02))
         self.build((None, *self.data_shape))
 
     def build(self, input_shape):
         super().build(input_shape)
         inputs = pyramid(ops.zeros((self.group_size, *self.data_shape)), len(self.sizes))
+        labels = ops.zeros((self.group_size,), "int32") if self.clusters else None
         for level in range(len(self.sizes)):  # every fromRGB, not only the top two
-            self._score(inputs, float(level), level)
+            self._score(inputs, float(level), level, labels)
 
-    def call(self, images, progress=None, level=None):
+    def call(self, images, progress=None, level=None, labels=None):
+        """Logits of `images` (and, self-conditioned, of their cluster `labels`) at `progress`."""
+        if self.clusters and labels is None:
+            raise ValueError("A self-conditioned discriminator judges (image, cluster) pairs: pass labels.")
         top = len(self.sizes) - 1
         inputs = pyramid(images, len(self.sizes))
         if progress is None:
-            return self._score(inputs, float(top), top)
+            return self._score(inputs, float(top), top, labels)
         progress = ops.convert_to_tensor(progress, "float32")
         if level is not None:
-            return self._score(inputs, progress, min(top, max(0, int(level))))
+            return self._score(inputs, progress, min(top, max(0, int(level))), labels)
         level = ops.cast(ops.ceil(progress), "int32")
         return tf.switch_case(
-            level, [lambda level=level_: self._score(inputs, progress, level) for level_ in range(top + 1)]
+            level, [lambda level=level_: self._score(inputs, progress, level, labels) for level_ in range(top + 1)]
         )
 
-    def _score(self, inputs, progress, top):
-        """Logits from the levels up to `top`; block `top` fades in by its weight."""
+    def _score(self, inputs, progress, top, labels=None):
+        """Logits from the levels up to `top`; block `top` fades in by its
+        weight; plus <embed(label), features> when self-conditioned."""
         h = _lrelu(self.from_rgb[top](inputs[top]))
         for level in range(top, 0, -1):
             first, second = self.first_convs[level - 1], self.second_convs[level - 1]
@@ -201,22 +222,43 @@ class ProgressiveDiscriminator(keras.Model):
             h = weight * block + (1.0 - weight) * skip
         h = _lrelu(self.tail_conv(self.stddev(h)))
         h = _lrelu(self.tail_dense(ops.reshape(h, (ops.shape(h)[0], -1))))
-        return ops.cast(self.logit(h), "float32")
+        logits = ops.cast(self.logit(h), "float32")
+        if not self.clusters:
+            return logits
+        embedded = ops.cast(self.projection(labels), "float32")
+        return logits + ops.sum(embedded * ops.cast(h, "float32"), axis=-1, keepdims=True)
 
     def get_config(self):
         return {**super().get_config(), "data_shape": list(self.data_shape), "fmap_base": self.fmap_base,
-                "fmap_max": self.fmap_max, "group_size": self.group_size}
+                "fmap_max": self.fmap_max, "group_size": self.group_size, "clusters": self.clusters}
+
+
+@keras.saving.register_keras_serializable(package="ganzoo")
+class ProgressiveSampler(keras.Model):
+    """z -> images of a self-conditioned progressive generator: the cluster
+    drawn from z by `code` (a `ClusterCode`), at any `progress`."""
+
+    def __init__(self, generator, code, **kwargs):
+        super().__init__(**kwargs)
+        self.generator, self.code = generator, code
+        self.built = True  # nothing of its own to build; else fit would build the GAN on a batch of data
+
+    def call(self, z, progress=None, level=None, training=None):
+        return self.generator([z, self.code(z)], progress=progress, level=level, training=training)
 
 
 @register_network("progressive", kind="progressive")
-def progressive(latent_dim, data_shape, fmap_base=2048, fmap_max=128, group_size=4):
+def progressive(latent_dim, data_shape, fmap_base=2048, fmap_max=128, group_size=4, clusters=0,
+                cluster_embedding=16):
     """The progressive generator and discriminator, grown from 4x4 to `data_shape`.
-    Widths are min(fmap_base / resolution, fmap_max) (the paper: 8192 and 512)."""
+    Widths are min(fmap_base / resolution, fmap_max) (the paper: 8192 and 512).
+    With `clusters`, both are conditioned on a cluster id (self-conditioning)."""
     if len(data_shape) != 3 or data_shape[0] != data_shape[1]:
         raise ValueError(f"pggan grows square images (H, H, C); got data_shape {data_shape}.")
     return (
-        ProgressiveGenerator(latent_dim, data_shape, fmap_base, fmap_max, name="generator"),
-        ProgressiveDiscriminator(data_shape, fmap_base, fmap_max, group_size, name="discriminator"),
+        ProgressiveGenerator(latent_dim, data_shape, fmap_base, fmap_max, clusters, cluster_embedding,
+                             name="generator"),
+        ProgressiveDiscriminator(data_shape, fmap_base, fmap_max, group_size, clusters, name="discriminator"),
     )
 
 
@@ -310,12 +352,29 @@ class ProgressiveGAN(GAN):
         return self.generator.sizes[level], alpha
 
     # ------------------------------------------------------------- hooks
+    def build_self_conditioned_pair(self):
+        """The progressive pair conditioned on the cluster (`clusters`)."""
+        return self.build_network_pair(clusters=self.clusters, cluster_embedding=self.cluster_embedding)
+
+    def cluster_sampler_for(self, generator, name):
+        return ProgressiveSampler(generator, self.cluster_code, name=name)
+
     def fake_samples(self, batch_size, labels=None, training=True):
-        return self.generator(self.sample_noise(batch_size), progress=self.progress, level=self._traced_level,
-                              training=training)
+        noise = self.sample_noise(batch_size)
+        if self.clusters:
+            noise = [noise, self.cluster_code(noise) if labels is None else labels]
+        return self.generator(noise, progress=self.progress, level=self._traced_level, training=training)
 
     def discriminate(self, samples, labels=None, training=True):
-        return self.discriminator(samples, progress=self.progress, level=self._traced_level, training=training)
+        return self.discriminator(samples, progress=self.progress, level=self._traced_level, labels=labels,
+                                  training=training)
+
+    def unpack_batch(self, data):
+        """`(real, labels)` with the real images at the current resolution,
+        blended as G's output is; self-conditioned, labelled by the clusters
+        of the full-resolution images."""
+        images, labels = super().unpack_batch(data)
+        return grow(pyramid(images, self.levels + 1), self.progress), labels
 
     def discriminator_loss(self, real, fake, real_logits, fake_logits):
         alpha = self.replica_random(keras.random.uniform, tf.shape(real)[0], (1, 1, 1))
@@ -324,20 +383,20 @@ class ProgressiveGAN(GAN):
         # would ask for gradients 8 times steeper (measured: it then dominated
         # the critic's loss, ~6 of ~7, and the critic ranked fakes above reals).
         upsampling = 2.0 ** (self.levels - ops.ceil(self.progress))
+        # Self-conditioned, each interpolate is judged with the cluster nearest
+        # to its real end as D sees it (at full resolution, the step's own label).
+        labels = self.labels_of(real)
         penalty = losses.gradient_penalty(
-            lambda x, training: self.discriminate(x, training=training), real, fake, alpha,
+            lambda x, training: self.discriminate(x, labels, training=training), real, fake, alpha,
             weight=self.gp_weight, norm_scale=upsampling, group=self.pack,
         )
         drift = self.drift_weight * ops.mean(ops.square(real_logits))
         return super().discriminator_loss(real, fake, real_logits, fake_logits) + penalty + drift
 
     def train_step(self, data):
-        real, _ = self.unpack_batch(data)
-        # Real images at the current resolution, blended as G's output is.
-        real = grow(pyramid(real, self.levels + 1), self.progress)
-        logs = super().train_step(real)
+        logs = super().train_step(data)  # on real images at the current resolution (`unpack_batch`)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        self.images_seen.assign_add(ops.cast(tf.shape(real)[0] * replicas, "float32"))
+        self.images_seen.assign_add(ops.cast(tf.shape(self._unpack(data)[0])[0] * replicas, "float32"))
         progress = self.progress
         level = ops.ceil(progress)
         sizes = ops.convert_to_tensor(self.generator.sizes, "float32")
@@ -347,7 +406,7 @@ class ProgressiveGAN(GAN):
     def clone_generator(self):
         return ProgressiveGenerator(
             self.latent_dim, self.data_shape, **{k: v for k, v in self._network_args.items() if k != "group_size"},
-            name="ema_generator",
+            clusters=self.clusters, cluster_embedding=self.cluster_embedding, name="ema_generator",
         )
 
     def preview(self, inputs):
