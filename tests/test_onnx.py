@@ -63,9 +63,11 @@ def test_export_format_onnx_from_the_command_line(tmp_path, capsys):
     assert session(path).get_inputs()[0].shape == ["batch", 8]
 
 
-def test_pggan_exports_to_tflite_too(tmp_path):
-    """Its export has no level switch, and its upsampling keeps static shapes."""
-    version = tiny_model("pggan").export(tmp_path / "pggan" / "1")
+@pytest.mark.parametrize("settings", [{}, {"clusters": 3}], ids=["plain", "self-conditioned"])
+def test_pggan_exports_to_tflite_too(tmp_path, settings):
+    """Its export has no level switch, and its upsampling keeps static shapes;
+    self-conditioned, the cluster code converts to builtin ops too."""
+    version = tiny_model("pggan", **settings).export(tmp_path / "pggan" / "1")
     runner = tf.lite.Interpreter(model_path=str(export.write_tflite(version))).get_signature_runner("serving_default")
     z = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
     served = tf.saved_model.load(str(version)).signatures["serving_default"](z=tf.constant(z))
