@@ -70,6 +70,12 @@ def nearest(views, centroids):
     return ops.cast(ops.argmin(distances, axis=1), "int32")
 
 
+def projection_initializer():
+    """The projection discriminator's class embedding starts small (a fresh
+    initializer each time: Keras warns about a seeded one shared)."""
+    return keras.initializers.RandomNormal(stddev=0.02)
+
+
 def conditioned_pair(generator, discriminator, latent_dim, clusters, embedding=EMBEDDING):
     """The pair conditioned on a cluster id: G(z, k) = generator([z, embed(k)])
     (its input is `latent_dim + embedding` wide) and the projection
@@ -86,7 +92,7 @@ def conditioned_pair(generator, discriminator, latent_dim, clusters, embedding=E
                                 name=discriminator.name)
     logits, features = with_features(image)
     embedded = layers.Embedding(clusters, features.shape[-1], name="cluster_projection",
-                                embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02))(image_k)
+                                embeddings_initializer=projection_initializer())(image_k)
     projection = layers.Dot(axes=1, dtype="float32")([embedded, features])
     conditioned_d = keras.Model([image, image_k], layers.Add(dtype="float32")([logits, projection]),
                                 name="discriminator")

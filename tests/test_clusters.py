@@ -258,3 +258,27 @@ def test_pggan_self_conditioned_grows_saves_exports_and_replicates(tmp_path):
     served = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"](z=tf.constant(z))["images"]
     np.testing.assert_allclose(served.numpy(), model.generate_from(z), atol=1e-5)
     assert_same_update_on_two_replicas("pggan", dict(clusters=2, fade_images=16, stable_images=16))
+
+
+@pytest.mark.parametrize("name", ["wgan_gp", "pggan"])
+def test_the_penalty_judges_interpolates_with_the_steps_own_labels(name):
+    """The labels a D step is given reach its gradient penalty: not the
+    clusters of the images recomputed (pggan blends real images down to the
+    phase's resolution, where their nearest centroid can differ)."""
+    model = tiny_model(name, clusters=3)
+    images = two_kinds(8, model.data_shape)
+    model.fit_clusters(images)
+    given = tf.constant([2, 2, 2, 2, 1, 1, 1, 1], "int32")
+    seen = []
+    judge = model.discriminate
+
+    def recording(samples, labels=None, training=True):
+        seen.append(labels)
+        return judge(samples, labels, training=training)
+
+    model.discriminate = recording
+    real, _ = model.unpack_batch(tf.constant(images))
+    model.discriminator_step(real, given)
+    assert len(seen) == 3  # real, fake and the interpolates
+    for labels in seen:
+        np.testing.assert_array_equal(labels, given)

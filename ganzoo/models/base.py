@@ -158,8 +158,11 @@ class AdversarialModel(keras.Model):
         width = self.latent_dim if latent_dim is None else latent_dim
         return networks.build(self.network, width, shape, **extra, **self._network_args)
 
-    def discriminator_loss(self, real, fake, real_logits, fake_logits):
-        """The compiled adversarial loss of a discriminator; add penalties here."""
+    def discriminator_loss(self, real, fake, real_logits, fake_logits, labels=None):
+        """The compiled adversarial loss of a discriminator; add penalties
+        here. `labels` are the step's (cgan's classes, or the clusters of
+        `real` when self-conditioned); they are passed only when there are
+        some, so an override without the argument serves unlabelled entries."""
         return self._discriminator_loss_fn(real_logits, fake_logits)
 
     def generator_loss(self, fake_logits):
@@ -334,8 +337,9 @@ class GAN(AdversarialModel):
       dataset yields.
     - `fake_samples(batch_size, labels)` / `discriminate(samples, labels)`:
       how the networks are called; conditional entries feed them labels.
-    - `discriminator_loss(real, fake, real_logits, fake_logits)`: add
-      penalties here (e.g. a gradient penalty).
+    - `discriminator_loss(real, fake, real_logits, fake_logits, labels=None)`:
+      add penalties here (e.g. a gradient penalty, with `penalised_critic`);
+      `labels` is passed when the step has labels (cgan, self-conditioning).
     - `generator_loss(fake_logits)`.
     - `after_discriminator_update()`: e.g. weight clipping.
     - `serving_endpoints()` / `exported_networks()`: what `export` writes.
@@ -652,8 +656,9 @@ class GAN(AdversarialModel):
         return clusters_lib.nearest(clusters_lib.view(images), self.cluster_centroids)
 
     def labels_of(self, real, labels=None):
-        """`labels`; or, self-conditioned and called on images alone (outside
-        `fit`, whose batches come labelled by `unpack_batch`), their clusters."""
+        """`labels`; or, self-conditioned and given images alone (a step
+        called outside `fit`, whose batches come labelled by `unpack_batch`),
+        their clusters."""
         if self.clusters and labels is None:
             return self.cluster_labels(real)
         return labels
@@ -770,6 +775,17 @@ class GAN(AdversarialModel):
 
         return augment_lib.augment(samples, self.augment, self.augment_p, uniform)
 
+    def penalised_critic(self, labels=None):
+        """`critic(x, training)` for a penalty at points between or beside the
+        samples: D as its loss reads them, on augmented inputs with `augment`
+        (a critic penalised on plain inputs is unconstrained on the augmented
+        ones it is trained on) and judged with `labels`."""
+
+        def critic(x, training):
+            return self.discriminate(self.augmented(x), labels, training=training)
+
+        return critic
+
     def real_penalty(self, real, labels=None, weight=None):
         """The R1 penalty of `real` with gamma `weight` (default `r1_weight`).
 
@@ -835,7 +851,7 @@ class GAN(AdversarialModel):
                 with self.judged_by(index):
                     real_logits = self.discriminate(self.augmented(real), labels)
                     fake_logits = self.discriminate(self.augmented(fake), labels)
-                    loss = self.discriminator_loss(real, fake, real_logits, fake_logits)
+                    loss = self.discriminator_loss(real, fake, real_logits, fake_logits, **_labelled(labels))
                     if self.r1_weight and self.r1_every == 1:
                         loss += self.real_penalty(real, labels)
                 total += loss
@@ -1066,7 +1082,7 @@ class GAN(AdversarialModel):
         fake = self.fake_samples(tf.shape(real)[0], labels, training=False)
         real_logits = self.discriminate(real, labels, training=False)
         fake_logits = self.discriminate(fake, labels, training=False)
-        d_loss = self.discriminator_loss(real, fake, real_logits, fake_logits)
+        d_loss = self.discriminator_loss(real, fake, real_logits, fake_logits, **_labelled(labels))
         return self.track(d_loss, self.generator_loss(fake_logits), real_logits, fake_logits)
 
     # ---------------------------------------------- hooks for ganzoo.train
@@ -1173,6 +1189,11 @@ class GAN(AdversarialModel):
 
 
 ENSEMBLES = ("mean", "softmax")
+
+
+def _labelled(labels):
+    """The `labels=` keyword of `discriminator_loss`, when there are labels."""
+    return {} if labels is None else {"labels": labels}
 
 
 def combine_ensemble(losses, how="mean", lam=1.0):

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from ganzoo import clusters as clusters_lib
 from ganzoo import losses, visualize
 from ganzoo.layers import EqualizedConv2D, EqualizedDense, MinibatchStdDev, PixelNormalization
 from ganzoo.models.base import GAN, serializable
@@ -85,8 +86,8 @@ class ProgressiveGenerator(keras.Model):
     """z -> pixel norm -> 4x4 -> [upsample, 2 x (3x3 conv, LReLU, pixel norm)]
     per doubling; a 1x1 toRGB after every level. Linear output."""
 
-    def __init__(self, latent_dim, data_shape, fmap_base=2048, fmap_max=128, clusters=0, cluster_embedding=16,
-                 **kwargs):
+    def __init__(self, latent_dim, data_shape, fmap_base=2048, fmap_max=128, clusters=0,
+                 cluster_embedding=clusters_lib.EMBEDDING, **kwargs):
         super().__init__(**kwargs)
         self.latent_dim, self.data_shape = int(latent_dim), tuple(data_shape)
         self.fmap_base, self.fmap_max = int(fmap_base), int(fmap_max)
@@ -181,7 +182,7 @@ class ProgressiveDiscriminator(keras.Model):
         if self.clusters:  # the projection discriminator's class embedding (Miyato & Koyama 2018)
             self.projection = keras.layers.Embedding(
                 self.clusters, width[0], name="cluster_projection",
-                embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02))
+                embeddings_initializer=clusters_lib.projection_initializer())
         self.build((None, *self.data_shape))
 
     def build(self, input_shape):
@@ -233,13 +234,14 @@ class ProgressiveDiscriminator(keras.Model):
                 "fmap_max": self.fmap_max, "group_size": self.group_size, "clusters": self.clusters}
 
 
-@keras.saving.register_keras_serializable(package="ganzoo")
 class ProgressiveSampler(keras.Model):
     """z -> images of a self-conditioned progressive generator: the cluster
-    drawn from z by `code` (a `ClusterCode`), at any `progress`."""
+    drawn from z by `code` (a `ClusterCode`), at any `progress`. Not saved on
+    its own: the GAN that holds it rebuilds it. float32, so that under mixed
+    precision the code reads z as drawn (G casts it itself)."""
 
     def __init__(self, generator, code, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{"dtype": "float32", **kwargs})
         self.generator, self.code = generator, code
         self.built = True  # nothing of its own to build; else fit would build the GAN on a batch of data
 
@@ -249,7 +251,7 @@ class ProgressiveSampler(keras.Model):
 
 @register_network("progressive", kind="progressive")
 def progressive(latent_dim, data_shape, fmap_base=2048, fmap_max=128, group_size=4, clusters=0,
-                cluster_embedding=16):
+                cluster_embedding=clusters_lib.EMBEDDING):
     """The progressive generator and discriminator, grown from 4x4 to `data_shape`.
     Widths are min(fmap_base / resolution, fmap_max) (the paper: 8192 and 512).
     With `clusters`, both are conditioned on a cluster id (self-conditioning)."""
@@ -276,6 +278,8 @@ class ProgressiveGAN(GAN):
         gp_weight: lambda of the gradient penalty.
         drift_weight: epsilon of the drift term.
         ema_decay: decay of the generator's moving average.
+        **kwargs: as `ganzoo.GAN`; with `clusters`, G and D are conditioned
+            on the cluster inside the progressive networks.
     """
 
     default_network = "progressive"
@@ -376,18 +380,16 @@ class ProgressiveGAN(GAN):
         images, labels = super().unpack_batch(data)
         return grow(pyramid(images, self.levels + 1), self.progress), labels
 
-    def discriminator_loss(self, real, fake, real_logits, fake_logits):
+    def discriminator_loss(self, real, fake, real_logits, fake_logits, labels=None):
         alpha = self.replica_random(keras.random.uniform, tf.shape(real)[0], (1, 1, 1))
         # The critic sees the current resolution repeated up to full size: take
         # the gradient's norm on the small image, or at 4x4 of 32x32 the penalty
         # would ask for gradients 8 times steeper (measured: it then dominated
         # the critic's loss, ~6 of ~7, and the critic ranked fakes above reals).
         upsampling = 2.0 ** (self.levels - ops.ceil(self.progress))
-        # Self-conditioned, each interpolate is judged with the cluster nearest
-        # to its real end as D sees it (at full resolution, the step's own label).
-        labels = self.labels_of(real)
+        # Self-conditioned, each interpolate is judged with its real end's cluster.
         penalty = losses.gradient_penalty(
-            lambda x, training: self.discriminate(x, labels, training=training), real, fake, alpha,
+            self.penalised_critic(self.labels_of(real, labels)), real, fake, alpha,
             weight=self.gp_weight, norm_scale=upsampling, group=self.pack,
         )
         drift = self.drift_weight * ops.mean(ops.square(real_logits))
