@@ -10,7 +10,7 @@ and a generated batch, then one G update on fresh noise, non-saturating loss,
 Adam(2e-4, 0.5)), the same batch. ganzoo runs with its stabilisers off
 (no EMA, no augmentation), as the twins have none. wgan_gp's twin has its
 layer-norm critic and its step: five critic updates with the gradient
-penalty (a double backward), then one generator update, Adam(1e-4, 0.5,
+penalty (a double backward), then one generator update, Adam(2e-4, 0.5,
 0.9). PyTorch runs eagerly with
 as many threads as TensorFlow uses. Rounds alternate (ganzoo, twin, ganzoo,
 ...), so both see the same machine; each round is a window of `--steps`
@@ -111,9 +111,9 @@ class TorchDCGAN(TorchTwin):
 
 class TorchWGANGP(TorchTwin):
     """wgan_gp's step: 5 critic updates (Wasserstein loss + gradient penalty, lambda 10, on the one real
-    batch with fresh noise each), then one generator update; Adam(1e-4, 0.5, 0.9)."""
+    batch with fresh noise each), then one generator update; Adam(2e-4, 0.5, 0.9)."""
 
-    critic_norm, learning_rate, betas = "layer", 1e-4, (0.5, 0.9)
+    critic_norm, learning_rate, betas = "layer", 2e-4, (0.5, 0.9)
 
     def step(self):
         for _ in range(5):
