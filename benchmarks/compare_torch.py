@@ -1,6 +1,7 @@
 """ganzoo against a PyTorch twin of the same GAN, alternating in one process.
 
-    python benchmarks/compare_torch.py [--entries dcgan wgan_gp cyclegan] [--rounds 5] [--steps 20] [--json out.json]
+    python benchmarks/compare_torch.py [--entries dcgan wgan_gp cyclegan] [--rounds 5] [--steps 20]
+                                       [--xla off|on|both] [--json out.json]
 
 The twins are dcgan and wgan_gp at their default size (32x32x1, 32 filters,
 batch 64), and cyclegan at its (32x32x3, 32 filters, 2 residual blocks, one
@@ -233,8 +234,12 @@ def cpu_flags():
 TWINS = {"dcgan": TorchDCGAN, "wgan_gp": TorchWGANGP, "cyclegan": TorchCycleGAN}
 
 
-def compare(name, rounds, steps):
-    """Alternating rounds of ganzoo's entry and its twin: `{"ganzoo": [...], "torch": [...]}` images/s."""
+XLA_CHOICES = {"off": [False], "on": [True], "both": [False, True]}
+
+
+def compare(name, rounds, steps, xla="both"):
+    """Alternating rounds of ganzoo's entry (without and/or with XLA) and its
+    twin: `{"ganzoo": [...], "ganzoo_xla": [...], "torch": [...]}` images/s."""
     import tensorflow as tf
 
     import ganzoo
@@ -244,21 +249,25 @@ def compare(name, rounds, steps):
     batch = getattr(twin_model, "batch", BATCH)
     # The twins are the plain networks: no EMA, augmentation or self-conditioning (cyclegan has none).
     stabilisers = {} if name == "cyclegan" else {"ema_decay": None, "augment": None, "clusters": 0}
-    model = ganzoo.load(name, **stabilisers, jit_compile=False, seed=0)
-    data = tf.data.Dataset.from_tensors(batch_of(model, batch)).repeat()
     for _ in range(2):
         twin_model.step()  # warm-up
     clock = StepClock()
-    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace
+    rates = {}
+    for jit in XLA_CHOICES[xla]:
+        model = ganzoo.load(name, **stabilisers, jit_compile=jit, seed=0)
+        data = tf.data.Dataset.from_tensors(batch_of(model, batch)).repeat()
+        model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace (and compile)
 
-    def ganzoo_rate():
-        model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[clock])
-        return batch * steps / (clock.times[-1] - clock.times[0])  # from the end of the first step
+        def rate(model=model, data=data):
+            model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[clock])
+            return batch * steps / (clock.times[-1] - clock.times[0])  # from the end of the first step
 
-    results = {"ganzoo": [], "torch": []}
+        rates["ganzoo_xla" if jit else "ganzoo"] = rate
+    rates["torch"] = lambda: twin_model.rate(steps)
+    results = {who: [] for who in rates}
     for _ in range(rounds):
-        results["ganzoo"].append(ganzoo_rate())
-        results["torch"].append(twin_model.rate(steps))
+        for who, rate in rates.items():
+            results[who].append(rate())
     return results
 
 
@@ -267,6 +276,8 @@ def main():
     parser.add_argument("--entries", nargs="+", default=list(TWINS), choices=list(TWINS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20, help="steps per round (wgan_gp: a step is 5 critic updates)")
+    parser.add_argument("--xla", choices=list(XLA_CHOICES), default="both",
+                        help="ganzoo without XLA, with it, or both in the same alternation (default)")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -282,15 +293,19 @@ def main():
     report = {"flags": cpu_flags(), "matmul_gflops": ceiling}
     for name in args.entries:
         steps = max(args.steps // 4, 2) if name == "wgan_gp" else args.steps
-        results = compare(name, args.rounds, steps)
-        ratio = max(results["ganzoo"]) / max(results["torch"])
+        results = compare(name, args.rounds, steps, args.xla)
         shape, batch = ("32x32x3", 16) if name == "cyclegan" else ("32x32x1", BATCH)
         print(f"{name} {shape}, batch {batch}, images/s, {args.rounds} alternating rounds of {steps} steps:")
         for who, rates in results.items():
-            print(f"  {who:7s} best {max(rates):6.0f}  median {statistics.median(rates):6.0f}  "
+            print(f"  {who:10s} best {max(rates):6.0f}  median {statistics.median(rates):6.0f}  "
                   f"({', '.join(f'{r:.0f}' for r in rates)})")
-        print(f"  ganzoo / torch (best): {ratio:.2f}x", flush=True)
-        report[name] = {**results, "ratio_best": ratio}
+        ratios = {}
+        for who in results:
+            if who != "torch":
+                ratios[who] = (max(results[who]) / max(results["torch"]),
+                               statistics.median(results[who]) / statistics.median(results["torch"]))
+                print(f"  {who} / torch: {ratios[who][0]:.2f}x best, {ratios[who][1]:.2f}x median", flush=True)
+        report[name] = {**results, "ratios_best_median": ratios}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
 
