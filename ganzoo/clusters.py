@@ -71,8 +71,9 @@ def nearest(views, centroids):
 
 
 def projection_initializer():
-    """The projection discriminator's class embedding starts small (a fresh
-    initializer each time: Keras warns about a seeded one shared)."""
+    """The projection discriminator's class embedding starts small. A fresh
+    initializer each time: an unseeded one fixes its seed when it is made,
+    so one instance shared by two layers would give them the same values."""
     return keras.initializers.RandomNormal(stddev=0.02)
 
 

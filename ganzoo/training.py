@@ -405,6 +405,7 @@ def _choose_xla(cls, name, model, train_data, dataset_name, settings, defaults, 
     key = xla.cache_key(name, model.data_shape, settings["batch_size"], strategy.num_replicas_in_sync,
                         keras.mixed_precision.global_policy().name, config=model.get_config())
     first = train_data.take(1).cache()
+
     def build(on):
         probe = _build_model(cls, name, train_data, dataset_name, settings, on, defaults)
         if getattr(probe, "clusters", 0):  # timing the step needs no real clusters: skip k-means

@@ -282,3 +282,19 @@ def test_the_penalty_judges_interpolates_with_the_steps_own_labels(name):
     assert len(seen) == 3  # real, fake and the interpolates
     for labels in seen:
         np.testing.assert_array_equal(labels, given)
+
+
+def test_a_four_argument_discriminator_loss_override_still_works_self_conditioned():
+    """User overrides written before `labels=` existed keep training."""
+    calls = []
+
+    class OldStyle(type(tiny_model("dcgan"))):
+        def discriminator_loss(self, real, fake, real_logits, fake_logits):
+            calls.append(1)
+            return super().discriminator_loss(real, fake, real_logits, fake_logits)
+
+    model = OldStyle(**{k: v for k, v in tiny_model("dcgan", clusters=2).get_config().items()
+                        if k not in ("name", "trainable", "dtype")})
+    model.compile()
+    model.fit(tf.data.Dataset.from_tensor_slices(two_kinds(16)).batch(8), epochs=1, verbose=0)
+    assert calls

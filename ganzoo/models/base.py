@@ -12,6 +12,8 @@ Rule: discriminator state changes only inside the discriminator step.
 """
 
 import contextlib
+import functools
+import inspect
 import threading
 
 import numpy as np
@@ -161,8 +163,8 @@ class AdversarialModel(keras.Model):
     def discriminator_loss(self, real, fake, real_logits, fake_logits, labels=None):
         """The compiled adversarial loss of a discriminator; add penalties
         here. `labels` are the step's (cgan's classes, or the clusters of
-        `real` when self-conditioned); they are passed only when there are
-        some, so an override without the argument serves unlabelled entries."""
+        `real` when self-conditioned), passed when there are some and the
+        override takes them (an override with four arguments gets none)."""
         return self._discriminator_loss_fn(real_logits, fake_logits)
 
     def generator_loss(self, fake_logits):
@@ -851,7 +853,8 @@ class GAN(AdversarialModel):
                 with self.judged_by(index):
                     real_logits = self.discriminate(self.augmented(real), labels)
                     fake_logits = self.discriminate(self.augmented(fake), labels)
-                    loss = self.discriminator_loss(real, fake, real_logits, fake_logits, **_labelled(labels))
+                    loss = self.discriminator_loss(real, fake, real_logits, fake_logits,
+                                                   **_labelled(self.discriminator_loss, labels))
                     if self.r1_weight and self.r1_every == 1:
                         loss += self.real_penalty(real, labels)
                 total += loss
@@ -1082,7 +1085,8 @@ class GAN(AdversarialModel):
         fake = self.fake_samples(tf.shape(real)[0], labels, training=False)
         real_logits = self.discriminate(real, labels, training=False)
         fake_logits = self.discriminate(fake, labels, training=False)
-        d_loss = self.discriminator_loss(real, fake, real_logits, fake_logits, **_labelled(labels))
+        d_loss = self.discriminator_loss(real, fake, real_logits, fake_logits,
+                                         **_labelled(self.discriminator_loss, labels))
         return self.track(d_loss, self.generator_loss(fake_logits), real_logits, fake_logits)
 
     # ---------------------------------------------- hooks for ganzoo.train
@@ -1191,9 +1195,19 @@ class GAN(AdversarialModel):
 ENSEMBLES = ("mean", "softmax")
 
 
-def _labelled(labels):
-    """The `labels=` keyword of `discriminator_loss`, when there are labels."""
-    return {} if labels is None else {"labels": labels}
+def _labelled(loss, labels):
+    """The `labels=` keyword for `loss` (a bound `discriminator_loss`): given
+    when there are labels and the method takes them, so that an override
+    written with four arguments keeps working on labelled entries too."""
+    if labels is None:
+        return {}
+    return {"labels": labels} if _takes_labels(getattr(loss, "__func__", loss)) else {}
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_labels(function):
+    parameters = inspect.signature(function).parameters.values()
+    return any(p.name == "labels" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def combine_ensemble(losses, how="mean", lam=1.0):
