@@ -57,12 +57,14 @@ def test_the_generator_step_trains_g_and_q_and_leaves_d_alone():
 
 def test_q_learns_to_read_the_code():
     model = tiny_model("dcgan", info_categories=4, ema_decay=None, augment=None)
-    data = tf.data.Dataset.from_tensor_slices(batch_for(model, 64)).batch(16).repeat(15)
+    # 160 steps: after 60, L_I was 0.54 of chance alone but 0.67 in one CI
+    # worker (what earlier tests left behind moved it), too near the bound.
+    data = tf.data.Dataset.from_tensor_slices(batch_for(model, 64)).batch(16).repeat(40)
     model.fit(data, epochs=1, verbose=0)
     losses = []
     for _ in range(5):
         losses.append(float(model.generator_step(16)[1]))
-    assert np.mean(losses) < 0.65 * np.log(4), losses  # chance is log 4 = 1.39; 60 steps reach about 0.7
+    assert np.mean(losses) < 0.3 * np.log(4), losses  # chance is log 4 = 1.39; 160 steps reach about 0.03
 
 
 def test_one_and_two_replicas_make_the_same_update():
