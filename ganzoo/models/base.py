@@ -610,8 +610,8 @@ class GAN(AdversarialModel):
         """Self-conditioning's state: the centroids that assign real images to
         clusters, whether they are fitted, and the z -> images networks that
         sample (G and its average behind one `ClusterCode`)."""
-        self.cluster_centroids = self.add_weight(shape=(self.clusters, clusters_lib.view_size(self.data_shape)), initializer="zeros",
-                                                 trainable=False, name="cluster_centroids")
+        self.cluster_centroids = self.add_weight(shape=(self.clusters, clusters_lib.view_size(self.data_shape)),
+                                                 initializer="zeros", trainable=False, name="cluster_centroids")
         self.clusters_fitted = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
                                                name="clusters_fitted")
         self.cluster_code = ClusterCode(self.clusters, name="cluster_code")
@@ -733,10 +733,14 @@ class GAN(AdversarialModel):
     def fake_samples(self, batch_size, labels=None, training=True):
         """The generator's output for this replica's share of fresh noise;
         with `clusters`, for `labels` (default: clusters drawn from the noise)."""
-        noise = self.sample_noise(batch_size)
+        return self.generator(self.conditioned_noise(self.sample_noise(batch_size), labels), training=training)
+
+    def conditioned_noise(self, noise, labels=None):
+        """What G reads for `noise`: the noise alone; with `clusters`,
+        `[noise, labels]` (default: the clusters the noise draws)."""
         if not self.clusters:
-            return self.generator(noise, training=training)
-        return self.generator([noise, self.cluster_code(noise) if labels is None else labels], training=training)
+            return noise
+        return [noise, self.cluster_code(noise) if labels is None else labels]
 
     def discriminate(self, samples, labels=None, training=True):
         """The discriminator's logits for samples (and, if conditional or

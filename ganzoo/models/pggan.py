@@ -364,10 +364,8 @@ class ProgressiveGAN(GAN):
         return ProgressiveSampler(generator, self.cluster_code, name=name)
 
     def fake_samples(self, batch_size, labels=None, training=True):
-        noise = self.sample_noise(batch_size)
-        if self.clusters:
-            noise = [noise, self.cluster_code(noise) if labels is None else labels]
-        return self.generator(noise, progress=self.progress, level=self._traced_level, training=training)
+        return self.generator(self.conditioned_noise(self.sample_noise(batch_size), labels), progress=self.progress,
+                              level=self._traced_level, training=training)
 
     def discriminate(self, samples, labels=None, training=True):
         return self.discriminator(samples, progress=self.progress, level=self._traced_level, labels=labels,
