@@ -14,6 +14,7 @@ Rule: discriminator state changes only inside the discriminator step.
 import contextlib
 import functools
 import inspect
+import random
 import threading
 
 import numpy as np
@@ -74,7 +75,8 @@ class AdversarialModel(keras.Model):
         self.network = network or self.default_network
         self._network_args = dict(network_args or {})
         self.seed = seed
-        self.build_networks()
+        with _python_random_from(seed):  # a seed gives the same initial weights in any process
+            self.build_networks()
         self.seed_generator = keras.random.SeedGenerator(seed)
         for name in self.tracked:
             setattr(self, f"{name}_tracker", keras.metrics.Mean(name=name))
@@ -1309,11 +1311,28 @@ def pack_samples(samples, m):
     return ops.reshape(moved, (-1, *shape[1:-1], m * shape[-1]))
 
 
+@contextlib.contextmanager
+def _python_random_from(seed):
+    """Within, Python's `random`, from which Keras draws the seed of every
+    unseeded initializer, starts from `seed` (if not None); after, it is as
+    it was. Without it, a model's initial weights depended on what had drawn
+    from `random` before it was built."""
+    if seed is None:
+        yield
+        return
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 def _initialise_anew(network, seed):
     """Draw `network`'s kernels again from their initializers with new seeds:
-    a network built twice from one shared initializer instance (the
-    entries' `_INIT`) gets the same values both times, and an ensemble
-    needs independently initialised members."""
+    a network built twice from the same seed (`_python_random_from`) gets
+    the same values both times, and an ensemble needs independently
+    initialised members."""
     rng = np.random.default_rng(seed)
     for layer in _all_layers(network):
         for name in ("kernel", "embeddings", "depthwise_kernel", "pointwise_kernel"):

@@ -10,7 +10,7 @@ from keras import layers
 from ganzoo import data, visualize
 from ganzoo.arrays import latent_noise
 from ganzoo.models.base import GAN, serializable
-from ganzoo.models.dcgan import _INIT, downsampling_stack, logit_layer, upsampling_stack, widths
+from ganzoo.models.dcgan import downsampling_stack, logit_layer, upsampling_stack, weight_init, widths
 from ganzoo.networks import register_network
 
 CONDITIONINGS = ("concat", "projection")
@@ -60,7 +60,7 @@ def conditional_dcgan(
         features = downsampling_stack(image, width_at, kernel_size, discriminator_norm)
         unconditional = logit_layer(discriminator_norm)(features)
         class_embedding = layers.Embedding(
-            num_classes, features.shape[-1], embeddings_initializer=_INIT, name="projection"
+            num_classes, features.shape[-1], embeddings_initializer=weight_init(), name="projection"
         )(image_labels)
         projection = layers.Dot(axes=1, dtype="float32")([class_embedding, features])
         logits = layers.Add(dtype="float32")([unconditional, projection])

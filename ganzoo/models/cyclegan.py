@@ -13,8 +13,10 @@ from ganzoo.models.base import AdversarialModel, serializable
 from ganzoo.networks import register_network
 from ganzoo.samplers import DIRECTIONS, Translator
 
-# Section 7 of the paper: weights from N(0, 0.02).
-_INIT = keras.initializers.RandomNormal(stddev=0.02)
+def _weight_init():
+    """N(0, 0.02), the paper's (Section 7); one per layer, as dcgan's `weight_init`
+    (a shared instance started every residual block with the same kernels)."""
+    return keras.initializers.RandomNormal(stddev=0.02)
 
 
 def _conv_norm_relu(x, filters, kernel_size, strides=1, transpose=False, reflect=0):
@@ -22,7 +24,7 @@ def _conv_norm_relu(x, filters, kernel_size, strides=1, transpose=False, reflect
         x = ReflectionPadding2D(reflect)(x)
     conv = layers.Conv2DTranspose if transpose else layers.Conv2D
     x = conv(filters, kernel_size, strides=strides, padding="valid" if reflect else "same",
-             use_bias=False, kernel_initializer=_INIT)(x)
+             use_bias=False, kernel_initializer=_weight_init())(x)
     return layers.ReLU()(instance_normalization()(x))
 
 
@@ -45,12 +47,12 @@ def resnet_generator(data_shape, filters=64, residual_blocks=9, downsamplings=2,
     for _ in range(residual_blocks):
         y = _conv_norm_relu(x, width_inside, 3, reflect=1)
         y = ReflectionPadding2D(1)(y)
-        y = layers.Conv2D(width_inside, 3, use_bias=False, kernel_initializer=_INIT)(y)
+        y = layers.Conv2D(width_inside, 3, use_bias=False, kernel_initializer=_weight_init())(y)
         x = layers.Add()([x, instance_normalization()(y)])
     for i in reversed(range(downsamplings)):
         x = _conv_norm_relu(x, filters * 2**i, 3, strides=2, transpose=True)
     x = ReflectionPadding2D(3)(x)
-    x = layers.Conv2D(channels, 7, kernel_initializer=_INIT)(x)
+    x = layers.Conv2D(channels, 7, kernel_initializer=_weight_init())(x)
     outputs = layers.Activation("tanh", dtype="float32")(x)
     return keras.Model(images, outputs, name=name)
 
@@ -64,12 +66,12 @@ def patch_discriminator(data_shape, filters=64, layers_count=3, name="discrimina
     for i in range(layers_count + 1):
         x = layers.Conv2D(
             filters * 2 ** min(i, 3), 4, strides=2 if i < layers_count else 1, padding="same",
-            use_bias=i == 0, kernel_initializer=_INIT,
+            use_bias=i == 0, kernel_initializer=_weight_init(),
         )(x)
         if i:
             x = instance_normalization()(x)
         x = layers.LeakyReLU(0.2)(x)
-    logits = layers.Conv2D(1, 4, padding="same", kernel_initializer=_INIT, dtype="float32")(x)
+    logits = layers.Conv2D(1, 4, padding="same", kernel_initializer=_weight_init(), dtype="float32")(x)
     return keras.Model(images, logits, name=name)
 
 

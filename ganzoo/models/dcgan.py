@@ -10,8 +10,10 @@ from ganzoo import layers as zoo_layers
 from ganzoo.models.base import GAN, serializable
 from ganzoo.networks import register_network
 
-# Section 4 of the paper: all weights from N(0, 0.02).
-_INIT = keras.initializers.RandomNormal(stddev=0.02)
+def weight_init():
+    """N(0, 0.02), the paper's (Section 4). A new initializer per layer: one
+    shared instance draws the same values for every kernel of one shape."""
+    return keras.initializers.RandomNormal(stddev=0.02)
 
 
 NORMS = ("batch", "layer", "spectral", None)
@@ -28,7 +30,7 @@ def _normalization(kind):
 def logit_layer(norm=None):
     """D's last layer: one float32 logit, spectrally normalised with `norm="spectral"`."""
     dense = zoo_layers.SpectralDense if norm == "spectral" else layers.Dense
-    return dense(1, kernel_initializer=_INIT, dtype="float32")
+    return dense(1, kernel_initializer=weight_init(), dtype="float32")
 
 
 def widths(data_shape, filters, max_filters, network="dcgan"):
@@ -52,21 +54,21 @@ def widths(data_shape, filters, max_filters, network="dcgan"):
 
 def upsampling_stack(x, widths_from_4, channels, kernel_size=4, norm="batch"):
     """A vector -> 4x4 -> ... -> `[H, W, channels]` image in [-1, 1] (tanh)."""
-    x = layers.Dense(4 * 4 * widths_from_4[0], use_bias=norm is None, kernel_initializer=_INIT)(x)
+    x = layers.Dense(4 * 4 * widths_from_4[0], use_bias=norm is None, kernel_initializer=weight_init())(x)
     x = layers.Reshape((4, 4, widths_from_4[0]))(x)
     for units in widths_from_4[1:]:
         if norm:
             x = _normalization(norm)(x)
         x = layers.ReLU()(x)
         x = layers.Conv2DTranspose(
-            units, kernel_size, strides=2, padding="same", use_bias=norm is None, kernel_initializer=_INIT,
+            units, kernel_size, strides=2, padding="same", use_bias=norm is None, kernel_initializer=weight_init(),
         )(x)
     if norm:
         x = _normalization(norm)(x)
     x = layers.ReLU()(x)
     return layers.Conv2DTranspose(
         channels, kernel_size, strides=2, padding="same", activation="tanh",
-        kernel_initializer=_INIT, dtype="float32",
+        kernel_initializer=weight_init(), dtype="float32",
     )(x)
 
 
@@ -81,7 +83,7 @@ def downsampling_stack(y, widths_from_4, kernel_size=4, norm="batch"):
     for i, units in enumerate(reversed(widths_from_4)):
         y = conv(
             units, kernel_size, strides=2, padding="same",
-            use_bias=i == 0 or norm in (None, "spectral"), kernel_initializer=_INIT,
+            use_bias=i == 0 or norm in (None, "spectral"), kernel_initializer=weight_init(),
         )(y)
         if i and norm and not spectral:
             y = _normalization(norm)(y)
