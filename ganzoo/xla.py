@@ -59,11 +59,17 @@ def machine_signature():
     return f"{cpu} (flags {digest}) {os.cpu_count()} cpus" + (f", {', '.join(gpus)}" if gpus else "")
 
 
+def threads():
+    """TensorFlow's intra-op threads, which change which mode is faster (XLA's
+    fusion pays more where a thread has more ops of its own to run)."""
+    return tf.config.threading.get_intra_op_parallelism_threads() or os.environ.get("TF_NUM_INTRAOP_THREADS", "default")
+
+
 def cache_key(entry, data_shape, batch_size, replicas, precision, config=None):
     """The cache's key; `config` (the model's `get_config()`) tells apart runs
     of one entry with different overrides (width, clusters, augmentation)."""
     parts = [machine_signature(), tf.__version__, str(entry), "x".join(map(str, data_shape)),
-             f"batch {batch_size}", f"{replicas} replicas", str(precision)]
+             f"batch {batch_size}", f"{replicas} replicas", str(precision), f"threads {threads()}"]
     if config is not None:
         settings = {k: v for k, v in config.items() if k not in ("seed", "name", "trainable", "dtype")}
         parts.append(hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12])

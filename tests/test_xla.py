@@ -74,7 +74,18 @@ def test_a_run_measures_records_and_uses_the_choice(tmp_path, monkeypatch):
 def test_the_machine_signature_names_the_cpu():
     signature = xla.machine_signature()
     assert "flags" in signature and "cpus" in signature
-    assert xla.cache_key("dcgan", (32, 32, 1), 64, 1, "float32").count("|") == 6
+    assert xla.cache_key("dcgan", (32, 32, 1), 64, 1, "float32").count("|") == 7
+
+
+def test_the_cache_key_tells_thread_counts_apart(monkeypatch):
+    # A choice timed at one thread (benchmarks/budget.py) is not a default run's.
+    monkeypatch.setattr(xla.tf.config.threading, "get_intra_op_parallelism_threads", lambda: 0)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    one = xla.cache_key("dcgan", (32, 32, 1), 64, 1, "float32")
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
+    assert one != xla.cache_key("dcgan", (32, 32, 1), 64, 1, "float32")
+    monkeypatch.setattr(xla.tf.config.threading, "get_intra_op_parallelism_threads", lambda: 2)
+    assert "threads 2" in xla.cache_key("dcgan", (32, 32, 1), 64, 1, "float32")
 
 
 def test_the_cache_key_tells_overrides_apart_but_not_seeds():
