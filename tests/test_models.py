@@ -95,6 +95,29 @@ def test_kernels_of_one_shape_start_apart():
     assert not np.array_equal(same_shape[0], same_shape[1])
 
 
+@pytest.mark.parametrize("name", ENTRIES)
+def test_no_two_kernels_of_an_entry_start_equal(name):
+    """One initializer per layer: before it, G and D kernels of one shape
+    (and every cyclegan residual block) started with the same values."""
+    model = tiny_model(name)
+    averaged = {id(v) for v in getattr(model, "ema_generator", keras.Model()).weights}  # G's copy by design
+    kernels = {}
+    for variable in model.weights:
+        if variable.path.endswith("kernel") and np.prod(variable.shape) > 1 and id(variable) not in averaged:
+            kernels.setdefault(tuple(variable.shape), []).append(variable)
+    pairs = [(a, b) for group in kernels.values() for i, a in enumerate(group) for b in group[i + 1:]]
+    if not pairs:
+        pytest.skip(f"no two of {name}'s tiny kernels share a shape")
+    for a, b in pairs:
+        assert not np.array_equal(a.numpy(), b.numpy()), f"{a.path} and {b.path} start equal"
+
+
+@pytest.mark.parametrize("seed", [-3, 2**32, 1.5, True])
+def test_a_seed_outside_the_command_lines_range_is_refused(seed):
+    with pytest.raises(ValueError, match="seed must be"):
+        tiny_model("dcgan", seed=seed)
+
+
 @pytest.mark.parametrize("name", NOISE_ENTRIES)
 def test_generate_shapes_range_and_determinism(name):
     model = tiny_model(name)

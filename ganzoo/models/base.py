@@ -35,6 +35,7 @@ from ganzoo.samplers import Sampler
 
 serializable = keras.saving.register_keras_serializable(package="ganzoo")
 MAX_LATENT = 65536  # StyleGAN's is 512, BigGAN's 128; a larger one is a typo
+MAX_SEED = 2**32 - 1  # as the command line's --seed
 
 
 class AdversarialModel(keras.Model):
@@ -54,7 +55,10 @@ class AdversarialModel(keras.Model):
             (`ganzoo.networks.list_networks()`); `None` takes the class's
             `default_network`.
         network_args: keyword arguments of that network builder.
-        seed: seed of the training noise stream (`keras.random.SeedGenerator`).
+        seed: seed of the initial weights and of the training noise stream
+            (`keras.random.SeedGenerator`): an integer from 0 to 2**32 - 1
+            (Python's `random` would give -s and s the same weights), or
+            None for fresh ones.
     """
 
     default_network = None
@@ -74,8 +78,8 @@ class AdversarialModel(keras.Model):
         self.data_shape = _as_shape(data_shape)
         self.network = network or self.default_network
         self._network_args = dict(network_args or {})
-        self.seed = seed
-        with _python_random_from(seed):  # a seed gives the same initial weights in any process
+        self.seed = None if seed is None else _count("seed", seed, MAX_SEED, least=0)
+        with _python_random_from(self.seed):  # a seed gives the same initial weights in any process
             self.build_networks()
         self.seed_generator = keras.random.SeedGenerator(seed)
         for name in self.tracked:
@@ -403,7 +407,8 @@ class GAN(AdversarialModel):
             update (so `batch_size` is d_steps times what each update and
             the G step see). The number of updates made is logged as
             `d_steps_taken`.
-        seed: seed of the training noise stream (`keras.random.SeedGenerator`).
+        seed: seed of the initial weights and of the training noise stream
+            (an integer from 0 to 2**32 - 1), or None for fresh ones.
         ema_decay: decay of the generator's moving average, warmed up as
             min(decay, (1 + t) / (10 + t)) after t generator steps; None or
             0: no average.
@@ -1329,10 +1334,11 @@ def _python_random_from(seed):
 
 
 def _initialise_anew(network, seed):
-    """Draw `network`'s kernels again from their initializers with new seeds:
-    a network built twice from the same seed (`_python_random_from`) gets
-    the same values both times, and an ensemble needs independently
-    initialised members."""
+    """Draw `network`'s kernels again from their initializers with seeds
+    drawn from `seed`: an ensemble member or InfoGAN's Q then starts apart
+    from D even when a network builder passes seeded initializers (whose
+    draws repeat from build to build), and the same `seed` gives the same
+    values in any process."""
     rng = np.random.default_rng(seed)
     for layer in _all_layers(network):
         for name in ("kernel", "embeddings", "depthwise_kernel", "pointwise_kernel"):
