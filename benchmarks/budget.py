@@ -35,7 +35,7 @@ from pathlib import Path
 
 BUDGET_SECONDS = 600
 BUDGET_GFLOPS = 200.0
-ENTRIES = ["dcgan", "lsgan", "sngan", "wgan", "wgan_gp", "pggan"]  # the unconditional image entries
+ENTRIES = ["dcgan", "lsgan", "cgan", "sngan", "wgan", "wgan_gp", "pggan"]  # the digits entries issue 19 retuned
 
 MATMUL = (
     "import sys; sys.path.insert(0, 'benchmarks'); from run import matmul_gflops; "
