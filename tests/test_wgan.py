@@ -80,6 +80,7 @@ def test_defaults_follow_the_papers():
     assert wgan.clip_value == 0.03 and wgan.gan_loss == "wasserstein"
     assert isinstance(wgan.d_optimizer, keras.optimizers.RMSprop)
     assert float(wgan.d_optimizer.learning_rate) == pytest.approx(2e-4) and wgan.d_steps == 1
+    assert wgan.clusters == 20 and gp.clusters == 20  # self-conditioned on digits, as dcgan
     assert gp.gp_weight == 10.0 and gp.d_steps == 5 and isinstance(gp.d_optimizer, keras.optimizers.Adam)
     assert (gp.d_optimizer.beta_1, gp.d_optimizer.beta_2) == (0.5, 0.9)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in gp.discriminator.layers)

@@ -31,7 +31,8 @@ class WGAN(GAN):
     """WGAN (Arjovsky et al. 2017): a critic with unbounded output trained on
     the Wasserstein loss, its weights clipped into [-c, c] after every update
     (Algorithm 1), RMSprop and n_critic = `d_steps` (the paper's 5e-5,
-    c = 0.01 and n_critic 5; the digits YAML takes 2e-4, c = 0.03 and 1).
+    c = 0.01 and n_critic 5; the digits YAML takes 2e-4, c = 0.03 and 1, and
+    self-conditions on 20 clusters).
 
     Args:
         clip_value: c, the clipping bound of the critic's weights.
