@@ -476,13 +476,40 @@ class SpectralConv2D(_SpectrallyNormalized, keras.layers.Conv2D):
         return self._finish(self.convolution_op(inputs, self.normalized_kernel(training)))
 
 
+def leaky_relu(x, slope):
+    """Leaky ReLU as max(x, slope * x), for `slope` in [0, 1], with its
+    gradient read from the output: 1 where it is positive, else slope (at 0
+    too, as TF's ReLU gradient is 0 there).
+
+    Not TF's LeakyRelu op: after a convolution whose kernel is computed
+    (spectral norm), or under a double backward (R1, the gradient penalty),
+    Grappler's remapper fuses it into the convolution, drops the node that
+    the backward pass reads, logs "remapper failed" and skips every other
+    rewrite of the step. max() does not, but TF differentiates it as two
+    branches (a comparison, two selects, a multiply and a sum per layer);
+    this gradient is one select, which made the default DCGAN step about 5 %
+    faster. The output, not the input, is what the gradient keeps: keeping
+    the convolution's output makes the remapper fail in the same way. The
+    second derivative is zero, as it is for the op, so R1 and the gradient
+    penalty differentiate through it unchanged.
+    """
+    slope = float(slope)
+
+    @tf.custom_gradient
+    def forward(x):
+        y = tf.maximum(x, slope * x)
+
+        def backward(upstream):
+            return tf.where(y > 0, upstream, slope * upstream)
+
+        return y, backward
+
+    return forward(x)
+
+
 @keras.saving.register_keras_serializable(package="ganzoo")
 class LeakyReLU(keras.layers.LeakyReLU):
-    """`keras.layers.LeakyReLU` computed as max(x, slope * x) (the same for
-    slopes in [0, 1]). The LeakyRelu op after a convolution whose kernel is
-    computed (spectral norm) or under a double backward (R1, gradient
-    penalty) makes Grappler's remapper fail on the whole step, printing an
-    error and dropping every fusion of that graph; max does not."""
+    """`keras.layers.LeakyReLU` computed by `leaky_relu` (why: see there)."""
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(negative_slope=negative_slope, **kwargs)
@@ -490,4 +517,4 @@ class LeakyReLU(keras.layers.LeakyReLU):
             raise ValueError(f"negative_slope must lie in [0, 1], got {negative_slope!r}.")
 
     def call(self, inputs):
-        return ops.maximum(inputs, ops.cast(self.negative_slope, inputs.dtype) * inputs)
+        return leaky_relu(inputs, self.negative_slope)

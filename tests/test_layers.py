@@ -109,3 +109,51 @@ def test_batch_norm_float64_takes_keras_path():
     layer = zoo_layers.BatchNormalization(dtype="float64")
     y = layer(tf.cast(_images(), "float64"), training=True)
     assert y.dtype == tf.float64
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1, 0.2, 1.0])
+def test_leaky_relu_value_and_gradient_match_tf(slope):
+    x = tf.constant([[-3.0, -0.5, 0.0, 0.25, 2.0]])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, reference = zoo_layers.leaky_relu(x, slope), tf.nn.leaky_relu(x, alpha=slope)
+        weighted = tf.constant([[1.0, 2.0, 3.0, 4.0, 5.0]])
+        ours_sum, reference_sum = tf.reduce_sum(ours * weighted), tf.reduce_sum(reference * weighted)
+    np.testing.assert_allclose(ours.numpy(), reference.numpy())
+    ours_grad = tape.gradient(ours_sum, x).numpy()
+    np.testing.assert_allclose(ours_grad[0, [0, 1, 3, 4]], tape.gradient(reference_sum, x).numpy()[0, [0, 1, 3, 4]])
+    assert ours_grad[0, 2] == pytest.approx(3.0 * slope)  # at 0 the lower slope, as ReLU's gradient is 0 there
+
+
+def test_leaky_relu_double_backward_equals_max():
+    """A gradient penalty through conv + leaky ReLU: the same value and the
+    same weight gradient as with max(x, slope x) differentiated by TF."""
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(size=(4, 8, 8, 2)).astype("float32"))
+    kernel = tf.Variable(rng.normal(size=(3, 3, 2, 3)).astype("float32"))
+
+    def penalty_and_gradient(activation):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(images)
+                score = tf.reduce_sum(activation(tf.nn.conv2d(images, kernel, 1, "SAME")) ** 2)
+            penalty = tf.reduce_sum(inner.gradient(score, images) ** 2)
+        return penalty.numpy(), outer.gradient(penalty, kernel).numpy()
+
+    ours = penalty_and_gradient(lambda y: zoo_layers.leaky_relu(y, 0.2))
+    reference = penalty_and_gradient(lambda y: tf.maximum(y, 0.2 * y))
+    np.testing.assert_allclose(ours[0], reference[0], rtol=1e-5)
+    np.testing.assert_allclose(ours[1], reference[1], rtol=1e-4, atol=1e-4)
+
+
+def test_leaky_relu_keeps_bfloat16_and_the_layer_round_trips():
+    layer = zoo_layers.LeakyReLU(0.2, dtype="mixed_bfloat16")
+    x = tf.constant([[-1.0, 2.0]], dtype="bfloat16")
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+    assert y.dtype == tf.bfloat16 and tape.gradient(y, x).dtype == tf.bfloat16
+    np.testing.assert_allclose(y.numpy().astype("float32"), [[-0.2, 2.0]], rtol=1e-2)
+    assert zoo_layers.LeakyReLU.from_config(layer.get_config()).negative_slope == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="negative_slope"):
+        zoo_layers.LeakyReLU(1.5)

@@ -23,7 +23,7 @@ from keras import ops
 
 from ganzoo import clusters as clusters_lib
 from ganzoo import losses, visualize
-from ganzoo.layers import EqualizedConv2D, EqualizedDense, MinibatchStdDev, PixelNormalization
+from ganzoo.layers import EqualizedConv2D, EqualizedDense, MinibatchStdDev, PixelNormalization, leaky_relu
 from ganzoo.models.base import GAN, serializable
 from ganzoo.networks import register_network
 
@@ -74,11 +74,7 @@ def pyramid(images, count):
 
 
 def _lrelu(x):
-    # max(x, 0.2x) is leaky ReLU (slope 0.2). Not the LeakyRelu op: TF's
-    # remapper fuses it into the convolution before it and drops the node
-    # that the gradient penalty's double backward reads, then logs
-    # "remapper failed" and skips its other rewrites, at every trace.
-    return ops.maximum(x, 0.2 * x)
+    return leaky_relu(x, 0.2)  # not the LeakyRelu op, which the penalty's double backward trips: see leaky_relu
 
 
 @keras.saving.register_keras_serializable(package="ganzoo")
